@@ -1,0 +1,56 @@
+/** Network interfaces of the daemon's network namespace. */
+import fs from 'node:fs';
+
+import { ffi } from './ffi.js';
+
+const IF_NAMESIZE = 16;
+const RTF_UP = 0x1;
+
+/** The interface index, or undefined when no interface has that name. */
+export function interfaceIndex(name: string): number | undefined {
+  if (name.length === 0 || name.length >= IF_NAMESIZE) return undefined;
+  const index = ffi().if_nametoindex(name);
+  return index > 0 ? index : undefined;
+}
+
+export function interfaceName(index: number): string | undefined {
+  const buffer = Buffer.alloc(IF_NAMESIZE);
+  if (!ffi().if_indextoname(index, buffer)) return undefined;
+  return buffer.toString('utf8', 0, buffer.indexOf(0));
+}
+
+function ipv4DefaultRoutes(): Array<{ iface: string; metric: number }> {
+  const lines = fs.readFileSync('/proc/net/route', 'utf8').trim().split('\n').slice(1);
+  return lines
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1] === '00000000' && f[7] === '00000000' && (parseInt(f[3], 16) & RTF_UP) !== 0)
+    .map((f) => ({ iface: f[0], metric: Number(f[6]) }));
+}
+
+function ipv6DefaultRoutes(): Array<{ iface: string; metric: number }> {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/net/ipv6_route', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length >= 10 && /^0+$/.test(f[0]) && f[1] === '00' && f[9] !== 'lo')
+    .map((f) => ({ iface: f[9], metric: parseInt(f[5], 16) }));
+}
+
+/**
+ * The interface of the default route (lowest metric; IPv4 before IPv6), what bpfd calls the
+ * primary node interface. Undefined when the node has no default route.
+ */
+export function primaryInterface(): string | undefined {
+  for (const routes of [ipv4DefaultRoutes(), ipv6DefaultRoutes()]) {
+    if (routes.length === 0) continue;
+    routes.sort((a, b) => a.metric - b.metric || a.iface.localeCompare(b.iface));
+    return routes[0].iface;
+  }
+  return undefined;
+}
