@@ -1,0 +1,164 @@
+/** `bpfd plan`, `bpfd status` and `bpfd get`: read manifests, sidecars and the pin tree only. */
+import fs from 'node:fs';
+
+import yaml from 'js-yaml';
+
+import { collectManifestFiles, parseManifestFile } from '../api/index.js';
+import { loadConfig, type Config, type ConfigOverrides } from '../config/index.js';
+import { describeHook, interfaceName } from '../kernel/index.js';
+import { observe, preview, type Action, type ObservedState } from '../reconcile/index.js';
+import { readSidecar, sidecarPath } from '../status/index.js';
+import type { FileView, ManifestSnapshot } from '../watcher/index.js';
+
+interface CommonOptions {
+  configFile?: string;
+  overrides: ConfigOverrides;
+}
+
+/** The manifest dir as it reads now (no last-known-good: that lives in the daemon). */
+async function readSnapshot(config: Config): Promise<ManifestSnapshot> {
+  const dirMissing = !fs.existsSync(config.manifestDir);
+  const files: FileView[] = [];
+  for (const file of dirMissing ? [] : await collectManifestFiles([config.manifestDir])) {
+    const parsed = await parseManifestFile(file);
+    const effective = parsed.documents.flatMap((d) =>
+      d.object ? [{ file, index: d.index, object: d.object }] : [],
+    );
+    files.push({ file, parsed, effective });
+  }
+  return { dir: config.manifestDir, files, dirMissing };
+}
+
+function describeAction(action: Action): string {
+  switch (action.type) {
+    case 'load':
+      return `load ${action.program.key} from ${action.program.load.objectPath} (${action.program.ref.file})`;
+    case 'attachTracepoint':
+      return `attach ${action.program.key} to tracepoint ${action.program.tracepoint}`;
+    case 'installChain':
+      return `install chain on ${describeHook(action.hook)}: ${action.members.map((m) => m.key).join(' → ')}`;
+    case 'removeDispatcher':
+      return `remove dispatcher ${action.dispatcher.hook.kind} on ifindex ${action.dispatcher.hook.ifindex}`;
+    case 'removeStaleRevisions':
+      return `remove stale revisions of ${action.dispatcher.hook.kind} on ifindex ${action.dispatcher.hook.ifindex}`;
+    case 'unload':
+      return `unload ${action.program.key} (program id ${action.program.programId ?? 'none'})`;
+  }
+}
+
+export async function planCommand(options: CommonOptions, output: string): Promise<number> {
+  const config = await loadConfig({ file: options.configFile, overrides: options.overrides });
+  const snapshot = await readSnapshot(config);
+  const { plan } = preview(snapshot, config);
+  const lines = plan.actions.map(describeAction);
+  if (output === 'json') {
+    process.stdout.write(JSON.stringify({ changes: lines, rejected: Object.fromEntries(plan.rejected) }, null, 2) + '\n');
+  } else if (lines.length === 0) {
+    process.stdout.write('No changes: the kernel matches the manifests.\n');
+  } else {
+    process.stdout.write(lines.map((line) => `  ${line}`).join('\n') + `\n${lines.length} change(s).\n`);
+  }
+  return plan.actions.length > 0 ? 2 : 0;
+}
+
+interface StatusDocument {
+  kind?: string;
+  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: { programs?: Record<string, unknown> };
+  status?: { conditions?: Array<{ type: string; status: string; message: string }> };
+}
+
+interface ObjectRow {
+  file: string;
+  kind: string;
+  name: string;
+  condition: string;
+  programIds: string[];
+  attachPoint: string;
+  message: string;
+  documents: StatusDocument[];
+}
+
+async function objectRows(config: Config, snapshot: ManifestSnapshot): Promise<ObjectRow[]> {
+  const rows: ObjectRow[] = [];
+  for (const { file } of snapshot.files) {
+    const documents = (await readSidecar(sidecarPath(file, config.manifestDir, config.statusDir))) as StatusDocument[];
+    for (const document of documents) {
+      if (document.kind === 'BpfProgram') continue;
+      const name = document.metadata?.name ?? '';
+      const bpfProgram = documents.find(
+        (d) => d.kind === 'BpfProgram' && d.metadata?.labels?.ownedByProgram === name,
+      );
+      const current = bpfProgram?.status?.conditions?.at(-1) ?? document.status?.conditions?.at(-1);
+      rows.push({
+        file,
+        kind: document.kind ?? '',
+        name,
+        condition: current?.type ?? 'Unknown',
+        programIds: Object.keys(bpfProgram?.spec?.programs ?? {}),
+        attachPoint: bpfProgram?.metadata?.annotations?.['bpfd.io/attach-point'] ?? '',
+        message: current?.message ?? '',
+        documents: bpfProgram ? [document, bpfProgram] : [document],
+      });
+    }
+  }
+  return rows;
+}
+
+function hookRows(observed: ObservedState) {
+  const keysById = new Map(observed.programs.map((p) => [p.programId, p.key]));
+  return observed.dispatchers.map((d) => ({
+    hook: d.hook.kind,
+    interface: interfaceName(d.hook.ifindex) ?? `ifindex ${d.hook.ifindex} (gone)`,
+    linkId: d.link?.id,
+    dispatcherId: d.current?.programId,
+    revision: d.current?.number,
+    chain: d.chainIds.map((id, slot) => ({ position: slot + 1, programId: id, object: keysById.get(id) ?? '?' })),
+  }));
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export async function inspect(
+  options: CommonOptions,
+  query: { output: string; kind?: string; name?: string },
+): Promise<number> {
+  const config = await loadConfig({ file: options.configFile, overrides: options.overrides });
+  const snapshot = await readSnapshot(config);
+  const rows = await objectRows(config, snapshot);
+  const format = (value: unknown) =>
+    query.output === 'json' ? JSON.stringify(value, null, 2) + '\n' : yaml.dump(value, { noRefs: true });
+
+  if (query.kind) {
+    const row = rows.find((r) => r.kind.toLowerCase() === query.kind!.toLowerCase() && r.name === query.name);
+    if (!row) {
+      process.stderr.write(`bpfd: no ${query.kind} named ${query.name} in ${config.manifestDir}\n`);
+      return 1;
+    }
+    process.stdout.write(query.output === 'json' ? format(row.documents) : row.documents.map((d) => yaml.dump(d)).join('---\n'));
+    return 0;
+  }
+
+  const hooks = fs.existsSync(config.bpffsRoot) ? hookRows(observe(config.bpffsRoot)) : [];
+  if (query.output === 'json' || query.output === 'yaml') {
+    const objects = rows.map(({ documents: _documents, ...row }) => row);
+    process.stdout.write(format({ node: config.nodeName, objects, hooks }));
+    return 0;
+  }
+  const objectTable = [['KIND', 'NAME', 'CONDITION', 'PROGRAM', 'ATTACHED', 'FILE']].concat(
+    rows.map((r) => [r.kind, r.name, r.condition, r.programIds.join(',') || '-', r.attachPoint || '-', r.file]),
+  );
+  process.stdout.write(table(objectTable));
+  for (const hook of hooks) {
+    process.stdout.write(
+      `\n${hook.hook} on ${hook.interface}: dispatcher ${hook.dispatcherId ?? '-'} (revision ${hook.revision ?? '-'}, link ${hook.linkId ?? '-'})\n`,
+    );
+    for (const entry of hook.chain) {
+      process.stdout.write(`  ${entry.position}. ${entry.object} (program id ${entry.programId})\n`);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,136 @@
+/**
+ * `bpfd run`: the daemon. Watches the manifest dir, reconciles on every change, on the resync
+ * schedule, on SIGHUP and when an awaited interface appears; serves metrics; leaves every
+ * program pinned when it stops.
+ */
+import cron from 'node-cron';
+
+import { loadConfig, type Config, type ConfigOverrides } from '../config/index.js';
+import {
+  acquireRootLock,
+  ensureBpffsRoot,
+  ensureTracefs,
+  interfaceIndex,
+  setLibbpfLogger,
+} from '../kernel/index.js';
+import { Metrics, startMetricsServer } from '../metrics/index.js';
+import { ReconcileLoop, Reconciler, type ReconcileResult } from '../reconcile/index.js';
+import { StatusWriter } from '../status/index.js';
+import { ManifestWatcher } from '../watcher/index.js';
+import { createLogger, type Logger } from './logger.js';
+
+const INTERFACE_CHECK_MS = 1000;
+
+export interface RunOptions {
+  configFile?: string;
+  overrides: ConfigOverrides;
+  once: boolean;
+  logFormat: 'json' | 'human' | 'auto';
+}
+
+function prepareKernel(config: Config, logger: Logger) {
+  ensureBpffsRoot(config.bpffsRoot);
+  const lock = acquireRootLock(config.bpffsRoot);
+  try {
+    ensureTracefs();
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'tracefs is not available; tracepoints will fail');
+  }
+  return lock;
+}
+
+/** --once: one reconcile; exit 1 when a selected object is not loaded (or a document is invalid). */
+function onceExitCode(result: ReconcileResult, logger: Logger): number {
+  const failed = result.outcomes.filter((o) => o.state === 'notLoaded' || o.state === 'invalid');
+  for (const outcome of failed) {
+    logger.warn(
+      { file: outcome.file, document: outcome.index, kind: outcome.kind, name: outcome.name },
+      outcome.message,
+    );
+  }
+  return failed.length > 0 ? 1 : 0;
+}
+
+export async function run(options: RunOptions): Promise<number> {
+  let config = await loadConfig({ file: options.configFile, overrides: options.overrides });
+  const logger = createLogger(config.logLevel, options.logFormat);
+  setLibbpfLogger(logger);
+  const lock = prepareKernel(config, logger);
+
+  const statusWriter = new StatusWriter({
+    manifestDir: config.manifestDir,
+    statusDir: config.statusDir,
+    nodeName: config.nodeName,
+  });
+  await statusWriter.removeOrphans();
+  const watcher = new ManifestWatcher({ dir: config.manifestDir, logger });
+  const snapshot = await watcher.start();
+  let reconciler = new Reconciler(config, statusWriter, logger);
+
+  if (options.once) {
+    try {
+      const result = await reconciler.reconcile(snapshot);
+      return onceExitCode(result, logger);
+    } finally {
+      await watcher.close();
+      lock.release();
+    }
+  }
+
+  const metrics = new Metrics();
+  const server = await startMetricsServer(config.metrics.listen, metrics, logger);
+  let awaited: string[] = [];
+  const loop = new ReconcileLoop(() => reconciler.reconcile(watcher.snapshot()), {
+    logger,
+    onResult: (result, seconds) => {
+      metrics.recordReconcile(result, seconds);
+      awaited = result.awaitedInterfaces;
+    },
+    onFailure: (_err, seconds) => metrics.recordFailedReconcile(seconds),
+  });
+
+  watcher.on('change', () => loop.trigger('manifests changed'));
+  watcher.on('error', (err) => logger.error({ err: String(err) }, 'watcher error'));
+  const resync = cron.schedule(config.resync, async () => {
+    await watcher.rescan();
+    loop.trigger('resync');
+  });
+
+  // Cheap check of the few interface names objects wait for; nothing runs when none is awaited.
+  const interfaceCheck = setInterval(() => {
+    if (awaited.some((name) => interfaceIndex(name) !== undefined)) loop.trigger('interface appeared');
+  }, INTERFACE_CHECK_MS);
+
+  process.on('SIGHUP', async () => {
+    try {
+      config = await loadConfig({ file: options.configFile, overrides: options.overrides });
+      logger.level = config.logLevel;
+      reconciler = new Reconciler(config, statusWriter, logger);
+      logger.info({ configFile: config.configFile }, 'configuration reloaded');
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'configuration not reloaded; keeping the old one');
+    }
+    loop.trigger('SIGHUP');
+  });
+
+  loop.trigger('start');
+  await loop.idle();
+  metrics.markReady();
+  logger.info({ manifestDir: config.manifestDir, bpffsRoot: config.bpffsRoot, node: config.nodeName }, 'daemon ready');
+
+  return new Promise<number>((resolve) => {
+    const stop = async (signal: string) => {
+      logger.info({ signal }, 'stopping; programs stay attached and pinned');
+      loop.stop();
+      resync.stop();
+      clearInterval(interfaceCheck);
+      await loop.idle();
+      await watcher.close();
+      server.close();
+      lock.release();
+      resolve(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}

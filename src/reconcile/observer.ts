@@ -1,0 +1,57 @@
+/** What the daemon owns in the kernel now, read from its pin tree. */
+import path from 'node:path';
+
+import {
+  chainProgramIds,
+  linkInfo,
+  listDir,
+  observeDispatchers,
+  openPinIfExists,
+  programInfo,
+  programPinPath,
+  withFds,
+} from '../kernel/index.js';
+import type { KindShort, ObservedProgram, ObservedState } from './types.js';
+
+const KINDS: KindShort[] = ['xdp', 'tc', 'tracepoint'];
+
+function pinnedId(pinPath: string, read: 'program' | 'link'): number | undefined {
+  const fd = openPinIfExists(pinPath);
+  if (!fd) return undefined;
+  return withFds([fd], () => (read === 'program' ? programInfo(fd, pinPath) : linkInfo(fd, pinPath)).id);
+}
+
+function observeProgram(kind: KindShort, pinnedName: string, hashDir: string): ObservedProgram {
+  const maps: Record<string, string> = {};
+  for (const map of listDir(path.join(hashDir, 'maps'))) maps[map] = path.join(hashDir, 'maps', map);
+  return {
+    key: `${kind}/${pinnedName}`,
+    specHash: path.basename(hashDir),
+    pinDir: hashDir,
+    programId: pinnedId(programPinPath(hashDir), 'program'),
+    maps,
+    linkId: kind === 'tracepoint' ? pinnedId(path.join(hashDir, 'link'), 'link') : undefined,
+  };
+}
+
+/**
+ * Program dirs are `<root>/programs/<kind>/<pinned name>/<spec hash>/`. The pinned name is the
+ * object name with dots turned into underscores (bpffs refuses dots), so keys are compared in
+ * that form.
+ */
+export function observe(root: string): ObservedState {
+  const programs: ObservedProgram[] = [];
+  for (const kind of KINDS) {
+    const kindDir = path.join(root, 'programs', kind);
+    for (const pinnedName of listDir(kindDir)) {
+      for (const hash of listDir(path.join(kindDir, pinnedName))) {
+        programs.push(observeProgram(kind, pinnedName, path.join(kindDir, pinnedName, hash)));
+      }
+    }
+  }
+  const dispatchers = observeDispatchers(root).map((dispatcher) => ({
+    ...dispatcher,
+    chainIds: dispatcher.current ? chainProgramIds(dispatcher.current.dir) : [],
+  }));
+  return { programs, dispatchers };
+}

@@ -1,0 +1,112 @@
+/**
+ * One reconcile: manifests (a watcher snapshot) and the pin tree in, kernel changes and status
+ * sidecars out. Level-triggered and idempotent: a second run with nothing changed plans no
+ * action. Callers serialise runs (see ReconcileLoop).
+ */
+import { builtinNodeLabels, type Config } from '../config/index.js';
+import type { StatusWriter } from '../status/index.js';
+import type { ManifestSnapshot } from '../watcher/index.js';
+import { buildDesired, type DesiredObject } from './desired.js';
+import { Executor, type ExecutionReport, type Logger } from './executor.js';
+import { observe } from './observer.js';
+import { plan } from './planner.js';
+import { buildFileStatuses, type ObjectOutcome } from './report.js';
+import type { DesiredProgram, ObservedState, Plan } from './types.js';
+
+export interface ReconcileResult {
+  plan: Plan;
+  execution: ExecutionReport;
+  outcomes: ObjectOutcome[];
+  /** Some object waits for something that may come by itself (an interface) or failed. */
+  retryWanted: boolean;
+  /** Interface names some object waits for. */
+  awaitedInterfaces: string[];
+  observed: ObservedState;
+}
+
+export interface PlanPreview {
+  plan: Plan;
+  objects: DesiredObject[];
+  observed: ObservedState;
+}
+
+function desiredPrograms(objects: DesiredObject[]): DesiredProgram[] {
+  return objects.flatMap((object) => (object.program ? [object.program] : []));
+}
+
+/** Desired state and plan without touching anything (for `bpfd plan` and for reconcile). */
+export function preview(snapshot: ManifestSnapshot, config: Config): PlanPreview {
+  const documents = snapshot.files.flatMap((file) => file.effective);
+  const objects = buildDesired(documents, config, builtinNodeLabels(config));
+  const observed = observe(config.bpffsRoot);
+  return { plan: plan(desiredPrograms(objects), observed), objects, observed };
+}
+
+export class Reconciler {
+  private readonly executor: Executor;
+  private readonly knownFiles = new Set<string>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly statusWriter: StatusWriter,
+    private readonly logger: Logger,
+  ) {
+    this.executor = new Executor(config.bpffsRoot, {
+      logger,
+      xdpModeFor: (ifname) => config.xdpModeByInterface[ifname] ?? config.xdpMode,
+    });
+  }
+
+  async reconcile(snapshot: ManifestSnapshot): Promise<ReconcileResult> {
+    const { plan: planned, objects, observed: before } = preview(snapshot, this.config);
+    const execution = await this.executor.execute(planned, before);
+    const observed = planned.actions.length > 0 ? observe(this.config.bpffsRoot) : before;
+
+    const statuses = buildFileStatuses(
+      snapshot.files,
+      objects,
+      this.config.nodeName,
+      execution,
+      observed,
+      planned.rejected,
+    );
+    const outcomes: ObjectOutcome[] = [];
+    for (const [file, { statuses: fileStatuses, outcomes: fileOutcomes }] of statuses) {
+      outcomes.push(...fileOutcomes);
+      await this.writeStatus(file, fileStatuses);
+    }
+    await this.removeGoneSidecars(new Set(statuses.keys()));
+
+    const retryWanted =
+      execution.errors.size > 0 ||
+      objects.some((o) => o.blocker?.reason === 'bytecode');
+    const awaitedInterfaces = objects.flatMap((o) =>
+      o.blocker?.reason === 'waitingForInterface' && o.blocker.ifname ? [o.blocker.ifname] : [],
+    );
+    return { plan: planned, execution, outcomes, retryWanted, awaitedInterfaces, observed };
+  }
+
+  private async writeStatus(file: string, statuses: Parameters<StatusWriter['write']>[1]) {
+    this.knownFiles.add(file);
+    try {
+      if (await this.statusWriter.write(file, statuses)) {
+        this.logger.debug({ file }, 'status written');
+      }
+    } catch (err) {
+      // A full disk or a read-only dir must not stop the kernel side; the next run retries.
+      this.logger.error({ file, err: err instanceof Error ? err.message : String(err) }, 'cannot write status');
+    }
+  }
+
+  private async removeGoneSidecars(current: Set<string>) {
+    for (const file of [...this.knownFiles]) {
+      if (current.has(file)) continue;
+      this.knownFiles.delete(file);
+      try {
+        await this.statusWriter.remove(file);
+      } catch (err) {
+        this.logger.warn({ file, err: err instanceof Error ? err.message : String(err) }, 'cannot remove status');
+      }
+    }
+  }
+}
