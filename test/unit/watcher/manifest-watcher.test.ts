@@ -1,0 +1,440 @@
+import { expect } from 'chai';
+import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ManifestSnapshot, ManifestWatcher } from '../../../src/watcher/index.js';
+import {
+  ChangeRecorder,
+  createWatcher,
+  effectiveNames,
+  effectivePriorities,
+  fileNames,
+  makeTempDir,
+  multiDocument,
+  removeTempDir,
+  testParse,
+  xdpProgram,
+} from './helpers.js';
+
+describe('ManifestWatcher', () => {
+  let tempDir: string | undefined;
+  let dir: string;
+  let watcher: ManifestWatcher | undefined;
+
+  beforeEach(async () => {
+    tempDir = await makeTempDir();
+    dir = path.join(tempDir, 'programs.d');
+    await mkdir(dir);
+  });
+
+  afterEach(async () => {
+    await watcher?.close();
+    watcher = undefined;
+    await removeTempDir(tempDir);
+  });
+
+  async function startWatching(options: { debounceMs?: number } = {}) {
+    watcher = createWatcher(dir, options);
+    const recorder = new ChangeRecorder(watcher);
+    const initial = await watcher.start();
+    return { watcher, recorder, initial };
+  }
+
+  const hasProgram = (name: string) => (snapshot: ManifestSnapshot) =>
+    effectiveNames(snapshot).includes(`XdpProgram/${name}`);
+
+  describe('start', () => {
+    it('reads every manifest below the dir, sorted by path, and nothing else', async () => {
+      await mkdir(path.join(dir, 'edge'));
+      await mkdir(path.join(dir, '.git', 'objects'), { recursive: true });
+      await writeFile(path.join(dir, 'b.yaml'), xdpProgram('b-prog'));
+      await writeFile(path.join(dir, 'a.yml'), xdpProgram('a-prog'));
+      await writeFile(path.join(dir, 'edge', 'c.yaml'), xdpProgram('c-prog', 5, 'TcProgram'));
+      await writeFile(path.join(dir, 'b.status.yaml'), xdpProgram('sidecar'));
+      await writeFile(path.join(dir, '.hidden.yaml'), xdpProgram('hidden'));
+      await writeFile(path.join(dir, '.git', 'objects', 'x.yaml'), xdpProgram('in-git'));
+      await writeFile(path.join(dir, 'README.md'), '# not a manifest\n');
+
+      const { initial } = await startWatching();
+
+      expect(initial.dir).to.equal(dir);
+      expect(initial.dirMissing).to.equal(false);
+      expect(fileNames(initial)).to.deep.equal(['a.yml', 'b.yaml', 'edge/c.yaml']);
+      expect(effectiveNames(initial)).to.deep.equal([
+        'TcProgram/c-prog',
+        'XdpProgram/a-prog',
+        'XdpProgram/b-prog',
+      ]);
+      const [first] = initial.files;
+      expect(first.effective[0]).to.include({ file: path.join(dir, 'a.yml'), index: 0 });
+    });
+
+    it('reports a missing dir and picks it up once it is created', async () => {
+      await rm(dir, { recursive: true });
+      const { recorder, initial } = await startWatching();
+      expect(initial).to.deep.include({ dirMissing: true, files: [] });
+
+      const created = recorder.next('the dir created', (snapshot) => !snapshot.dirMissing);
+      const staging = path.join(tempDir!, 'staging');
+      await mkdir(staging);
+      await writeFile(path.join(staging, 'late.yaml'), xdpProgram('late'));
+      await rename(staging, dir);
+
+      expect(effectiveNames(await created)).to.deep.equal(['XdpProgram/late']);
+    });
+  });
+
+  describe('file events', () => {
+    it('emits one change per added, edited and deleted file', async () => {
+      const { recorder } = await startWatching();
+      const file = path.join(dir, 'one.yaml');
+
+      const added = recorder.next('one.yaml added', (snapshot) => snapshot.files.length === 1);
+      await writeFile(file, xdpProgram('one', 10));
+      expect(effectivePriorities(await added)).to.deep.equal({ one: 10 });
+
+      const edited = recorder.next('priority 20', (s) => effectivePriorities(s).one === 20);
+      await writeFile(file, xdpProgram('one', 20));
+      await edited;
+
+      const deleted = recorder.next('one.yaml deleted', (snapshot) => snapshot.files.length === 0);
+      await unlink(file);
+      expect(effectiveNames(await deleted)).to.deep.equal([]);
+
+      expect(recorder.changes).to.have.length(3);
+      expect(recorder.errors).to.deep.equal([]);
+    });
+
+    it('turns a burst of 50 new files into exactly one change', async () => {
+      const { recorder } = await startWatching({ debounceMs: 150 });
+
+      const all = recorder.next('50 files', (snapshot) => snapshot.files.length >= 50);
+      for (let number = 0; number < 50; number++) {
+        await writeFile(path.join(dir, `p${number}.yaml`), xdpProgram(`prog-${number}`));
+      }
+      const snapshot = await all;
+      expect(snapshot.files).to.have.length(50);
+
+      // A later, separate change proves no straggler of the burst was still on its way.
+      const sentinel = recorder.next('sentinel', (next) => next.files.length === 51);
+      await writeFile(path.join(dir, 'sentinel.yaml'), xdpProgram('sentinel'));
+      await sentinel;
+      expect(recorder.changes).to.have.length(2);
+    });
+
+    it('ignores hidden folders, hidden files and status sidecars', async () => {
+      await mkdir(path.join(dir, '.git'));
+      const { recorder } = await startWatching();
+
+      await writeFile(path.join(dir, '.git', 'HEAD.yaml'), xdpProgram('git-head'));
+      await writeFile(path.join(dir, '.tmp-x.yaml'), xdpProgram('editor-tmp'));
+      await writeFile(path.join(dir, 'x.status.yaml'), xdpProgram('sidecar'));
+      await writeFile(path.join(dir, 'x.status.yml'), xdpProgram('sidecar-yml'));
+      const sentinel = recorder.next('sentinel', (snapshot) => snapshot.files.length > 0);
+      await writeFile(path.join(dir, 'sentinel.yaml'), xdpProgram('sentinel'));
+
+      const snapshot = await sentinel;
+      expect(fileNames(snapshot)).to.deep.equal(['sentinel.yaml']);
+      expect(recorder.changes).to.have.length(1);
+    });
+
+    it('picks up a file written under a hidden name and renamed into place', async () => {
+      const { recorder } = await startWatching();
+
+      const renamed = recorder.next('placed.yaml', (snapshot) => snapshot.files.length === 1);
+      const hiddenPath = path.join(dir, '.tmp-placed.yaml');
+      await writeFile(hiddenPath, xdpProgram('placed'));
+      await rename(hiddenPath, path.join(dir, 'placed.yaml'));
+
+      const snapshot = await renamed;
+      expect(fileNames(snapshot)).to.deep.equal(['placed.yaml']);
+      expect(effectiveNames(snapshot)).to.deep.equal(['XdpProgram/placed']);
+    });
+
+    it('sees an editor replacing a file by rename, and later edits of the new file', async () => {
+      const file = path.join(dir, 'edited.yaml');
+      await writeFile(file, xdpProgram('edited', 1));
+      const { recorder } = await startWatching();
+
+      const replaced = recorder.next('priority 2', (s) => effectivePriorities(s).edited === 2);
+      const swapFile = path.join(dir, '.edited.yaml.swp');
+      await writeFile(swapFile, xdpProgram('edited', 2));
+      await rename(swapFile, file);
+      await replaced;
+
+      const edited = recorder.next('priority 3', (s) => effectivePriorities(s).edited === 3);
+      await writeFile(file, xdpProgram('edited', 3));
+      await edited;
+    });
+  });
+
+  describe('last-known-good', () => {
+    it('keeps the previous objects of a file that stops being YAML', async () => {
+      const file = path.join(dir, 'pair.yaml');
+      await writeFile(file, multiDocument(xdpProgram('first'), xdpProgram('second')));
+      const { recorder } = await startWatching();
+
+      const broken = recorder.next(
+        'a file error',
+        (s) => s.files[0]?.parsed.fileError !== undefined,
+      );
+      await writeFile(file, 'spec: [unclosed\n  - {\n');
+      const snapshot = await broken;
+
+      const [view] = snapshot.files;
+      expect(effectiveNames(snapshot)).to.deep.equal([
+        'XdpProgram/first+retained',
+        'XdpProgram/second+retained',
+      ]);
+      expect(view.effective[0].retained?.reason).to.equal(view.parsed.fileError?.message);
+    });
+
+    it('makes nothing effective for a new file that does not parse', async () => {
+      const { recorder } = await startWatching();
+
+      const added = recorder.next('bad.yaml', (snapshot) => snapshot.files.length === 1);
+      await writeFile(path.join(dir, 'bad.yaml'), 'kind: [unclosed\n');
+      const [view] = (await added).files;
+
+      expect(view.parsed.fileError).to.not.equal(undefined);
+      expect(view.effective).to.deep.equal([]);
+    });
+
+    it('updates the valid documents and keeps the invalid one by kind and name', async () => {
+      const file = path.join(dir, 'chain.yaml');
+      await writeFile(file, multiDocument(xdpProgram('alpha', 10), xdpProgram('beta', 20)));
+      const { recorder } = await startWatching();
+
+      const edited = recorder.next('alpha at 11', (s) => effectivePriorities(s).alpha === 11);
+      await writeFile(file, multiDocument(xdpProgram('beta', 5000), xdpProgram('alpha', 11)));
+      const snapshot = await edited;
+
+      expect(effectiveNames(snapshot)).to.deep.equal([
+        'XdpProgram/alpha',
+        'XdpProgram/beta+retained',
+      ]);
+      expect(effectivePriorities(snapshot)).to.deep.equal({ alpha: 11, beta: 20 });
+      const beta = snapshot.files[0].effective.find((entry) => entry.retained);
+      expect(beta?.index).to.equal(0);
+      expect(beta?.retained?.reason).to.match(/priority/);
+    });
+
+    it('keeps the copy at the same index for a document whose name cannot be read', async () => {
+      const file = path.join(dir, 'chain.yaml');
+      await writeFile(file, multiDocument(xdpProgram('alpha'), xdpProgram('beta')));
+      const { recorder } = await startWatching();
+
+      const edited = recorder.next('an invalid document', (s) =>
+        s.files[0].parsed.documents.some((document) => document.errors.length > 0),
+      );
+      const nameless = xdpProgram('beta').replace('  name: beta\n', '  labels: {}\n');
+      await writeFile(file, multiDocument(xdpProgram('alpha'), nameless));
+
+      expect(effectiveNames(await edited)).to.deep.equal([
+        'XdpProgram/alpha',
+        'XdpProgram/beta+retained',
+      ]);
+    });
+
+    it('drops a document removed from a file that parses', async () => {
+      const file = path.join(dir, 'chain.yaml');
+      await writeFile(file, multiDocument(xdpProgram('alpha'), xdpProgram('beta')));
+      const { recorder } = await startWatching();
+
+      const edited = recorder.next('one document', (s) => s.files[0]?.effective.length === 1);
+      await writeFile(file, xdpProgram('alpha'));
+
+      expect(effectiveNames(await edited)).to.deep.equal(['XdpProgram/alpha']);
+    });
+
+    it('drops everything of a removed file even after it had errors', async () => {
+      const file = path.join(dir, 'gone.yaml');
+      await writeFile(file, xdpProgram('gone'));
+      const { recorder } = await startWatching();
+
+      const broken = recorder.next(
+        'a file error',
+        (s) => s.files[0]?.parsed.fileError !== undefined,
+      );
+      await writeFile(file, '{');
+      await broken;
+      const removed = recorder.next('no files', (snapshot) => snapshot.files.length === 0);
+      await unlink(file);
+
+      expect(effectiveNames(await removed)).to.deep.equal([]);
+    });
+  });
+
+  describe('manifest dir', () => {
+    it('notices the dir once it appears where not even its parent existed', async () => {
+      dir = path.join(tempDir!, 'etc-bpfd', 'programs.d');
+      const { recorder, initial } = await startWatching();
+      expect(initial.dirMissing).to.equal(true);
+
+      const created = recorder.next('the dir created', (snapshot) => !snapshot.dirMissing);
+      const staging = path.join(tempDir!, 'staging');
+      await mkdir(staging);
+      await writeFile(path.join(staging, 'p.yaml'), xdpProgram('appeared'));
+      await mkdir(path.dirname(dir));
+      await rename(staging, dir);
+
+      expect(effectiveNames(await created)).to.deep.equal(['XdpProgram/appeared']);
+    });
+
+    it('keeps every object while the dir is gone and resumes when it is back', async () => {
+      await writeFile(path.join(dir, 'keep.yaml'), xdpProgram('keep'));
+      const { recorder } = await startWatching();
+
+      const missing = recorder.next('dirMissing', (snapshot) => snapshot.dirMissing);
+      await rename(dir, `${dir}.old`);
+      const whileMissing = await missing;
+      await rm(`${dir}.old`, { recursive: true });
+      expect(effectiveNames(whileMissing)).to.deep.equal(['XdpProgram/keep+retained']);
+      expect(whileMissing.files[0].effective[0].retained?.reason).to.include(dir);
+
+      const back = recorder.next('the dir back', (snapshot) => hasProgram('fresh')(snapshot));
+      await mkdir(dir);
+      await writeFile(path.join(dir, 'fresh.yaml'), xdpProgram('fresh'));
+      const snapshot = await back;
+
+      expect(snapshot.dirMissing).to.equal(false);
+      expect(effectiveNames(snapshot)).to.deep.equal(['XdpProgram/fresh']);
+    });
+
+    it('watches the new dir when it is deleted and recreated within one burst', async () => {
+      await writeFile(path.join(dir, 'p.yaml'), xdpProgram('before'));
+      const { recorder } = await startWatching();
+
+      const recreated = recorder.next('after', hasProgram('after'));
+      await rm(dir, { recursive: true });
+      await mkdir(dir);
+      await writeFile(path.join(dir, 'p.yaml'), xdpProgram('after'));
+      await recreated;
+
+      const edited = recorder.next('priority 3', (s) => effectivePriorities(s).after === 3);
+      await writeFile(path.join(dir, 'p.yaml'), xdpProgram('after', 3));
+      await edited;
+    });
+
+    it('follows a symlinked dir when the link is swapped to another release', async () => {
+      const releaseOne = path.join(tempDir!, 'release-1');
+      const releaseTwo = path.join(tempDir!, 'release-2');
+      await mkdir(releaseOne);
+      await mkdir(releaseTwo);
+      await writeFile(path.join(releaseOne, 'p.yaml'), xdpProgram('from-one'));
+      await writeFile(path.join(releaseTwo, 'p.yaml'), xdpProgram('from-two'));
+      await rm(dir, { recursive: true });
+      await symlink(releaseOne, dir);
+      const { recorder, initial } = await startWatching();
+      expect(effectiveNames(initial)).to.deep.equal(['XdpProgram/from-one']);
+
+      // What `ln -sfn` does: a new link under a temporary name, renamed over the old one.
+      const swapped = recorder.next('release 2', hasProgram('from-two'));
+      await symlink(releaseTwo, `${dir}.new`);
+      await rename(`${dir}.new`, dir);
+      expect(effectiveNames(await swapped)).to.deep.equal(['XdpProgram/from-two']);
+
+      const edited = recorder.next(
+        'edit in release 2',
+        (s) => effectivePriorities(s)['from-two'] === 7,
+      );
+      await writeFile(path.join(releaseTwo, 'p.yaml'), xdpProgram('from-two', 7));
+      await edited;
+    });
+  });
+
+  describe('symlinks', () => {
+    it('follows a symlinked manifest and sees edits of its target', async () => {
+      const target = path.join(tempDir!, 'managed.yaml');
+      await writeFile(target, xdpProgram('managed', 1));
+      await symlink(target, path.join(dir, 'managed.yaml'));
+      const { recorder, initial } = await startWatching();
+      expect(effectiveNames(initial)).to.deep.equal(['XdpProgram/managed']);
+
+      const edited = recorder.next('priority 2', (s) => effectivePriorities(s).managed === 2);
+      await writeFile(target, xdpProgram('managed', 2));
+      await edited;
+    });
+
+    it('does not hang on symlink loops and reads each real file once', async () => {
+      await mkdir(path.join(dir, 'sub'));
+      await writeFile(path.join(dir, 'sub', 'inner.yaml'), xdpProgram('inner'));
+      await symlink(dir, path.join(dir, 'sub', 'back-to-top'));
+      await symlink(path.join(dir, 'self.yaml'), path.join(dir, 'self.yaml'));
+
+      const { initial } = await startWatching();
+
+      expect(fileNames(initial)).to.deep.equal(['self.yaml', 'sub/inner.yaml']);
+      expect(initial.files[0].parsed.fileError?.message).to.match(/ELOOP/);
+      expect(effectiveNames(initial)).to.deep.equal(['XdpProgram/inner']);
+    });
+
+    it('keeps the objects of a manifest whose link target vanished', async () => {
+      const target = path.join(tempDir!, 'managed.yaml');
+      await writeFile(target, xdpProgram('managed'));
+      await symlink(target, path.join(dir, 'managed.yaml'));
+      const { watcher: started } = await startWatching();
+
+      await unlink(target);
+      const snapshot = await started.rescan();
+
+      expect(snapshot.files[0].parsed.fileError?.message).to.match(/ENOENT/);
+      expect(effectiveNames(snapshot)).to.deep.equal(['XdpProgram/managed+retained']);
+    });
+  });
+
+  describe('fs errors', () => {
+    it('shows an expected fs error as the file error and emits no error', async () => {
+      await writeFile(path.join(dir, 'locked.yaml'), xdpProgram('locked'));
+      const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      watcher = createWatcher(dir, { parse: () => Promise.reject(denied) });
+      const recorder = new ChangeRecorder(watcher);
+
+      const [view] = (await watcher.start()).files;
+
+      expect(view.parsed.fileError?.code).to.equal('BPFD_E_MANIFEST_UNREADABLE');
+      expect(view.parsed.fileError?.message).to.match(/EACCES.*readable/);
+      expect(recorder.errors).to.deep.equal([]);
+    });
+
+    it('emits an unexpected fs error and keeps the last objects of the file', async () => {
+      const file = path.join(dir, 'disk.yaml');
+      await writeFile(file, xdpProgram('disk'));
+      let failure: Error | undefined;
+      const parse = (target: string) => (failure ? Promise.reject(failure) : testParse(target));
+      watcher = createWatcher(dir, { parse });
+      const recorder = new ChangeRecorder(watcher);
+      await watcher.start();
+
+      failure = Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      const snapshot = await watcher.rescan();
+
+      expect(recorder.errors).to.deep.equal([failure]);
+      expect(effectiveNames(snapshot)).to.deep.equal(['XdpProgram/disk+retained']);
+      expect(snapshot.files[0].effective[0].retained?.reason).to.include('EIO');
+    });
+  });
+
+  describe('rescan', () => {
+    it('reads a change at once, without waiting for the burst to settle', async () => {
+      const { watcher: started, recorder } = await startWatching({ debounceMs: 60_000 });
+
+      await writeFile(path.join(dir, 'now.yaml'), xdpProgram('now'));
+      const announced = recorder.next('now.yaml', (snapshot) => snapshot.files.length === 1);
+      const snapshot = await started.rescan();
+
+      expect(effectiveNames(snapshot)).to.deep.equal(['XdpProgram/now']);
+      expect(await announced).to.equal(snapshot);
+      expect(started.snapshot()).to.equal(snapshot);
+    });
+
+    it('emits nothing when nothing changed', async () => {
+      await writeFile(path.join(dir, 'same.yaml'), xdpProgram('same'));
+      const { watcher: started, recorder, initial } = await startWatching();
+
+      const again = await started.rescan();
+
+      expect(again).to.deep.equal(initial);
+      expect(recorder.changes).to.have.length(0);
+    });
+  });
+});
