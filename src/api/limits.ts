@@ -5,6 +5,7 @@
  */
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
+export const MAX_DOCUMENTS_PER_FILE = 10_000;
 export const MAX_DOCUMENT_DEPTH = 64;
 export const MAX_DOCUMENT_NODES = 100_000;
 

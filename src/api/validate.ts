@@ -210,7 +210,11 @@ const TYPE_NAMES: Record<string, string> = {
 function typeMessage(error: ValueError, segments: string[]): Problem {
   const expected = TYPE_NAMES[String(error.schema['type'])];
   if (expected === undefined) return { segments, message: error.message };
-  return { segments, message: got(`must be ${expected}`, error.value) };
+
+  // YAML reads `true` and `5` as non-strings; label values like "true" need quotes.
+  const scalar = typeof error.value === 'number' || typeof error.value === 'boolean';
+  const hint = error.schema['type'] === 'string' && scalar ? ` (quote it: "${error.value}")` : '';
+  return { segments, message: got(`must be ${expected}`, error.value) + hint };
 }
 
 function unionExpectation(schema: TSchema): string {

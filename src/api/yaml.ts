@@ -1,6 +1,6 @@
 import yaml from 'js-yaml';
 
-import { MAX_MANIFEST_BYTES, oversizeReason } from './limits.js';
+import { MAX_DOCUMENTS_PER_FILE, MAX_MANIFEST_BYTES, oversizeReason } from './limits.js';
 
 /**
  * YAML as Kubernetes reads it: JSON-compatible scalars (timestamps stay strings, no `!!binary`
@@ -22,11 +22,20 @@ export function loadYamlDocuments(file: string, text: string): YamlResult {
   const refused = refusedText(text);
   if (refused !== undefined) return { ok: false, reason: refused };
 
+  let documents: unknown[];
   try {
-    return { ok: true, documents: yaml.loadAll(text, undefined, loadOptions(file)) };
+    documents = yaml.loadAll(text, undefined, loadOptions(file));
   } catch (error) {
     return { ok: false, reason: describeLoadError(error) };
   }
+
+  // Each document costs a validation; a file of tiny documents must not cost minutes.
+  const count = documents.filter((document) => document !== null).length;
+  if (count > MAX_DOCUMENTS_PER_FILE) {
+    const limit = MAX_DOCUMENTS_PER_FILE;
+    return { ok: false, reason: `holds ${count} documents; split it (at most ${limit} a file)` };
+  }
+  return { ok: true, documents };
 }
 
 function refusedText(text: string): string | undefined {

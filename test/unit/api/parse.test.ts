@@ -161,6 +161,32 @@ describe('parseManifestText', () => {
     );
   });
 
+  it('refuses a file of more than 10000 documents', () => {
+    const parsed = parseManifestText('flood.yaml', 'a: 1\n---\n'.repeat(10_001));
+
+    expect(parsed.documents).to.deep.equal([]);
+    expect(parsed.fileError?.message).to.contain('holds 10001 documents');
+  });
+
+  it('never throws on arbitrary bytes', () => {
+    // A fixed linear congruential sequence: the same "random" files on every run.
+    let seed = 12345;
+    const nextByte = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed & 0xff;
+    };
+
+    for (let round = 0; round < 200; round++) {
+      const bytes = Buffer.from(Array.from({ length: 64 + round * 20 }, nextByte));
+      for (const text of [bytes.toString('utf8'), bytes.toString('latin1')]) {
+        const parsed = parseManifestText('fuzz.yaml', text);
+        const problems = parsed.documents.flatMap((d) => d.errors).length;
+        expect(parsed.fileError !== undefined || problems > 0 || parsed.documents.length === 0).to
+          .be.true;
+      }
+    }
+  });
+
   it('reports binary text as not YAML instead of throwing', () => {
     const text = `apiVersion: \u0000\u0001\u0002\u0003garbage`;
 

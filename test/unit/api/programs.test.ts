@@ -314,6 +314,15 @@ managedFields:
     );
   });
 
+  it('asks for quotes around a label value that YAML reads as a boolean', () => {
+    const selector = 'nodeselector:\n  matchLabels: {deploy-ebpf: true}';
+
+    const document = parseOne(withLine(XDP_SAMPLE, 'nodeselector:', selector));
+
+    const error = errorAt(document, 'spec.nodeselector.matchLabels.deploy-ebpf');
+    expect(error.message).to.contain('must be a string; got true (quote it: "true")');
+  });
+
   it('rejects a name that is not a DNS-1123 subdomain', () => {
     const document = parseOne(XDP_SAMPLE.replace('name: xdp-pass-all-nodes', 'name: XDP_Pass'));
 
