@@ -57,3 +57,4 @@ export {
 } from './object.js';
 export { testRun, type TestRunResult } from './testrun.js';
 export { acquireRootLock, RootLockedError } from './lock.js';
+export { lookupPinnedMap } from './maps.js';

@@ -1,0 +1,256 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { expect } from 'chai';
+
+import {
+  bpfd,
+  Daemon,
+  eventually,
+  OBJECTS,
+  programIds,
+  readCounters,
+  readU64,
+  sh,
+  tcProgram,
+  tracepointProgram,
+  u32,
+  VethPair,
+  Workspace,
+  xdpProgram,
+} from '../helpers/env.js';
+
+const XDP_PASS = 2;
+const XDP_DROP = 1;
+
+function xdpCounter(name: string, iface: string, verdict = XDP_PASS) {
+  return xdpProgram(name, {
+    sectionname: 'stats',
+    interfaceselector: { interface: iface },
+    globaldata: { verdict: u32(verdict) },
+    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
+  });
+}
+
+describe('bpfd run (daemon, real kernel)', function () {
+  this.timeout(120_000);
+  let veth: VethPair;
+  let workspace: Workspace;
+  let daemon: Daemon | undefined;
+
+  beforeEach(async () => {
+    veth = await new VethPair().create();
+    workspace = await Workspace.create();
+  });
+
+  afterEach(async function () {
+    const output = await daemon?.stop();
+    if (this.currentTest?.state === 'failed' && output) {
+      process.stderr.write(`daemon exit ${output.code}\n${output.stdout}\n${output.stderr}\n`);
+    }
+    daemon = undefined;
+    await workspace.cleanup();
+    await veth.cleanup();
+  });
+
+  const start = () => (daemon = new Daemon(workspace, veth.nsA));
+  const loaded = (file: string, name: string) =>
+    eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
+
+  describe('XdpProgram', () => {
+    it('loads, attaches and pins a dropped-in manifest and counts the traffic', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('counter', veth.ifA)]);
+      await loaded('xdp.yaml', 'counter');
+
+      const id = workspace.programIdOf('xdp.yaml', 'counter')!;
+      expect(programIds().has(id)).to.equal(true);
+      const mapPin = workspace.mapPinOf('xdp.yaml', 'counter', 'xdp_stats_map');
+      expect(mapPin.startsWith(workspace.bpffsRoot)).to.equal(true);
+
+      expect(await veth.pingAFromB(5)).to.equal(5);
+      expect(readCounters(mapPin).packets >= 5n).to.equal(true);
+      const net = await sh('nsenter', [`--net=/run/netns/${veth.nsA}`, 'bpftool', '-j', 'net', 'show', 'dev', veth.ifA]);
+      expect(net).to.include('"xdp"');
+    });
+
+    it('applies globaldata: verdict drop stops the pings and still counts them', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('dropper', veth.ifA, XDP_DROP)]);
+      await loaded('xdp.yaml', 'dropper');
+      const mapPin = workspace.mapPinOf('xdp.yaml', 'dropper', 'xdp_stats_map');
+
+      expect(await veth.pingAFromB(3)).to.equal(0);
+      expect(readCounters(mapPin).packets >= 3n).to.equal(true);
+    });
+
+    it('replaces the program when the manifest changes and unloads the old one', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('edited', veth.ifA, XDP_PASS)]);
+      await loaded('xdp.yaml', 'edited');
+      const firstId = workspace.programIdOf('xdp.yaml', 'edited')!;
+
+      workspace.writeManifest('xdp.yaml', [xdpCounter('edited', veth.ifA, XDP_DROP)]);
+      const secondId = await eventually('a new program id', () => {
+        const id = workspace.programIdOf('xdp.yaml', 'edited');
+        return id !== undefined && id !== firstId && workspace.condition('xdp.yaml', 'edited')?.type === 'Loaded' && id;
+      });
+      expect(programIds().has(secondId)).to.equal(true);
+      await eventually('old program freed', () => !programIds().has(firstId));
+      expect(await veth.pingAFromB(2)).to.equal(0);
+    });
+
+    it('detaches and unpins everything when the manifest is removed', async () => {
+      const before = programIds();
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('removed', veth.ifA)]);
+      await loaded('xdp.yaml', 'removed');
+      const id = workspace.programIdOf('xdp.yaml', 'removed')!;
+
+      workspace.removeManifest('xdp.yaml');
+      await eventually('program freed', () => !programIds().has(id));
+      await eventually('pins gone', () => workspace.pins().length === 0);
+      await eventually('program count back', () => [...programIds()].filter((p) => !before.has(p)).length === 0);
+      expect(fs.existsSync(path.join(workspace.manifests, 'xdp.status.yaml'))).to.equal(false);
+    });
+
+    it('keeps the same program ids across a daemon restart', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('kept', veth.ifA)]);
+      await loaded('xdp.yaml', 'kept');
+      const id = workspace.programIdOf('xdp.yaml', 'kept');
+      const stopped = await daemon!.stop();
+      expect(stopped.code).to.equal(0);
+      expect(programIds().has(id!)).to.equal(true);
+
+      const again = await bpfd(['run', '--once', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot], veth.nsA);
+      expect(again.code, again.stdout + again.stderr).to.equal(0);
+      expect(again.stdout).not.to.include('program loaded');
+      expect(workspace.programIdOf('xdp.yaml', 'kept')).to.equal(id);
+    });
+
+    it('keeps the previous program when the file stops parsing and says why', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('stable', veth.ifA)]);
+      await loaded('xdp.yaml', 'stable');
+      const id = workspace.programIdOf('xdp.yaml', 'stable');
+
+      workspace.writeManifest('xdp.yaml', 'apiVersion: bpfd.io/v1alpha1\nkind: XdpProgram\n  metadata: [broken\n');
+      const lastKnownGood = await eventually('LastKnownGood condition', () =>
+        workspace.statusOf('xdp.yaml')[0]?.status?.conditions?.find((c: { type: string }) => c.type === 'LastKnownGood'),
+      );
+      expect(lastKnownGood.message).to.include('xdp.yaml');
+      expect(workspace.programIdOf('xdp.yaml', 'stable')).to.equal(id);
+      expect(programIds().has(id!)).to.equal(true);
+    });
+
+    it('reports NotSelected when the nodeselector does not match this node', async () => {
+      start();
+      const manifest = xdpCounter('elsewhere', veth.ifA) as { spec: Record<string, unknown> };
+      manifest.spec.nodeselector = { matchLabels: { role: 'edge' } };
+      workspace.writeManifest('xdp.yaml', [manifest]);
+      const condition = await eventually('NotSelected', () => {
+        const c = workspace.condition('xdp.yaml', 'elsewhere');
+        return c?.type === 'NotSelected' && c;
+      });
+      expect(condition.message).to.include('role=edge');
+      expect(workspace.pins()).to.deep.equal([]);
+    });
+
+    it('reports a missing interface and attaches once it appears', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('later', 'bgtlate0')]);
+      const waiting = await eventually('NotLoaded', () => {
+        const c = workspace.condition('xdp.yaml', 'later');
+        return c?.type === 'NotLoaded' && c;
+      });
+      expect(waiting.message).to.include('bgtlate0');
+
+      await sh('ip', ['-n', veth.nsA, 'link', 'add', 'bgtlate0', 'type', 'veth', 'peer', 'name', 'bgtlate1']);
+      await sh('ip', ['-n', veth.nsA, 'link', 'set', 'bgtlate0', 'up']);
+      await loaded('xdp.yaml', 'later');
+    });
+
+    it('reports NotLoaded with the verifier log when the kernel refuses the program', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [
+        xdpProgram('refused', {
+          sectionname: 'reject',
+          interfaceselector: { interface: veth.ifA },
+          bytecode: { path: path.join(OBJECTS, 'test/verifier_reject.o') },
+        }),
+        xdpCounter('fine', veth.ifA),
+      ]);
+      const refused = await eventually('NotLoaded', () => {
+        const c = workspace.condition('xdp.yaml', 'refused');
+        return c?.type === 'NotLoaded' && c;
+      });
+      expect(refused.message).to.match(/EACCES|invalid access to packet/);
+      expect(refused.message).to.include('invalid access to packet');
+      await loaded('xdp.yaml', 'fine');
+    });
+  });
+
+  describe('TcProgram', () => {
+    it('attaches on ingress, counts the traffic and applies globaldata', async () => {
+      start();
+      workspace.writeManifest('tc.yaml', [
+        tcProgram('tc-counter', {
+          sectionname: 'stats',
+          direction: 'INGRESS',
+          interfaceselector: { interface: veth.ifA },
+          bytecode: { path: path.join(OBJECTS, 'tc_counter.o') },
+        }),
+      ]);
+      await loaded('tc.yaml', 'tc-counter');
+      const mapPin = workspace.mapPinOf('tc.yaml', 'tc-counter', 'tc_stats_map');
+      expect(await veth.pingAFromB(4)).to.equal(4);
+      expect(readCounters(mapPin).packets >= 4n).to.equal(true);
+
+      workspace.writeManifest('tc.yaml', [
+        tcProgram('tc-counter', {
+          sectionname: 'stats',
+          direction: 'ingress',
+          interfaceselector: { interface: veth.ifA },
+          globaldata: { verdict: u32(2) /* TC_ACT_SHOT */ },
+          bytecode: { path: path.join(OBJECTS, 'tc_counter.o') },
+        }),
+      ]);
+      await eventually('shot verdict in effect', async () => (await veth.pingAFromB(1)) === 0);
+    });
+  });
+
+  describe('TracepointProgram', () => {
+    it('attaches to the tracepoint and counts only the process globaldata names', async () => {
+      start();
+      workspace.writeManifest('tp.yaml', [
+        tracepointProgram('opens', {
+          sectionname: 'tracepoint_openat',
+          name: 'syscalls/sys_enter_openat',
+          globaldata: { match_tgid: u32(process.pid) },
+          bytecode: { path: path.join(OBJECTS, 'tracepoint_counter.o') },
+        }),
+      ]);
+      await loaded('tp.yaml', 'opens');
+      const mapPin = workspace.mapPinOf('tp.yaml', 'opens', 'tracepoint_stats_map');
+      const before = readU64(mapPin);
+      for (let i = 0; i < 10; i++) fs.closeSync(fs.openSync('/proc/self/stat', 'r'));
+      const after = readU64(mapPin);
+      expect(after - before >= 10n).to.equal(true);
+      // another process (the ip command) opens files too, but is not counted
+      await sh('ip', ['link', 'show', 'lo']);
+      expect(readU64(mapPin) - after < 5n).to.equal(true);
+    });
+  });
+
+  describe('locking', () => {
+    it('refuses to start a second daemon on the same bpffs root', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('locked', veth.ifA)]);
+      await loaded('xdp.yaml', 'locked');
+      const second = await bpfd(['run', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot], veth.nsA);
+      expect(second.code).to.equal(1);
+      expect(second.stderr).to.include('another bpfd daemon already manages');
+    });
+  });
+});
