@@ -11,7 +11,10 @@ import {
   ensureBpffsRoot,
   ensureTracefs,
   interfaceIndex,
+  isBpffs,
+  notifySystemd,
   setLibbpfLogger,
+  watchdogIntervalMs,
 } from '../kernel/index.js';
 import { Metrics, startMetricsServer } from '../metrics/index.js';
 import { ReconcileLoop, Reconciler, type ReconcileResult } from '../reconcile/index.js';
@@ -78,12 +81,20 @@ export async function run(options: RunOptions): Promise<number> {
   }
 
   const metrics = new Metrics();
-  const server = await startMetricsServer(config.metrics.listen, metrics, logger);
+  const server = await startMetricsServer(config.metrics.listen, metrics, logger, () =>
+    isBpffs(config.bpffsRoot) ? undefined : `bpffs root ${config.bpffsRoot} is not on bpffs`,
+  );
   let awaited: string[] = [];
+  let cleanFingerprint: string | undefined;
   const loop = new ReconcileLoop(() => reconciler.reconcile(watcher.snapshot()), {
     logger,
     onResult: (result, seconds) => {
-      metrics.recordReconcile(result, seconds);
+      const drift = result.desiredFingerprint === cleanFingerprint ? result.plan.actions.length : 0;
+      if (drift > 0) {
+        logger.warn({ actions: drift }, 'kernel state drifted from the manifests; repaired');
+      }
+      metrics.recordReconcile(result, seconds, drift);
+      cleanFingerprint = result.execution.errors.size === 0 ? result.desiredFingerprint : undefined;
       awaited = result.awaitedInterfaces;
     },
     onFailure: (_err, seconds) => metrics.recordFailedReconcile(seconds),
@@ -102,6 +113,7 @@ export async function run(options: RunOptions): Promise<number> {
   }, INTERFACE_CHECK_MS);
 
   process.on('SIGHUP', async () => {
+    notifySystemd('RELOADING=1');
     try {
       config = await loadConfig({ file: options.configFile, overrides: options.overrides });
       logger.level = config.logLevel;
@@ -111,16 +123,23 @@ export async function run(options: RunOptions): Promise<number> {
       logger.error({ err: (err as Error).message }, 'configuration not reloaded; keeping the old one');
     }
     loop.trigger('SIGHUP');
+    await loop.idle();
+    notifySystemd('READY=1');
   });
 
   loop.trigger('start');
   await loop.idle();
   metrics.markReady();
+  notifySystemd(`READY=1\nSTATUS=watching ${config.manifestDir}`);
+  const watchdogMs = watchdogIntervalMs();
+  const watchdog = watchdogMs ? setInterval(() => notifySystemd('WATCHDOG=1'), watchdogMs) : undefined;
   logger.info({ manifestDir: config.manifestDir, bpffsRoot: config.bpffsRoot, node: config.nodeName }, 'daemon ready');
 
   return new Promise<number>((resolve) => {
     const stop = async (signal: string) => {
       logger.info({ signal }, 'stopping; programs stay attached and pinned');
+      notifySystemd('STOPPING=1');
+      clearInterval(watchdog);
       loop.stop();
       resync.stop();
       clearInterval(interfaceCheck);

@@ -193,6 +193,10 @@ function bind() {
       'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
     ),
     statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
+    socket: libc.func('int socket(int domain, int type, int protocol)'),
+    sendto: libc.func(
+      'long sendto(int fd, const uint8_t *buf, size_t len, int flags, const uint8_t *addr, uint32_t addrlen)',
+    ),
     syscall: libc.func('long syscall(long number, ...)'),
   };
 }

@@ -58,3 +58,4 @@ export {
 export { testRun, type TestRunResult } from './testrun.js';
 export { acquireRootLock, RootLockedError } from './lock.js';
 export { lookupPinnedMap } from './maps.js';
+export { notifySystemd, watchdogIntervalMs } from './notify.js';

@@ -1,31 +1,51 @@
 /**
- * Prometheus metrics and the health endpoints. All metrics are declared here, on a registry of
- * their own (tests create as many as they like).
+ * Prometheus metrics and the health endpoints. Every metric is declared here, on a registry of
+ * its own (tests create as many as they like), with every label combination present from the
+ * start. Label values are bounded: kinds, states, actions, results, hook kinds; per-program
+ * kernel statistics use the object's kind and name, bounded by the manifests.
  */
 import http from 'node:http';
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import type { Logger } from '../reconcile/index.js';
-import type { ReconcileResult } from '../reconcile/index.js';
+import { openPinIfExists, programInfo, withFds } from '../kernel/index.js';
+import type { Logger, ReconcileResult } from '../reconcile/index.js';
 
 const OBJECT_STATES = ['loaded', 'notLoaded', 'notSelected', 'invalid'] as const;
-const KINDS = ['XdpProgram', 'TcProgram', 'TracepointProgram', ''] as const;
+const KINDS = ['XdpProgram', 'TcProgram', 'TracepointProgram'] as const;
+const ACTIONS = [
+  'load',
+  'attachTracepoint',
+  'installChain',
+  'removeDispatcher',
+  'removeStaleRevisions',
+  'unload',
+] as const;
+const HOOK_KINDS = ['xdp', 'tc-ingress', 'tc-egress'] as const;
+const RESULTS = ['success', 'error'] as const;
+export const PULL_RESULTS = ['pulled', 'cached', 'error'] as const;
+
+interface LoadedProgramRef {
+  kind: string;
+  name: string;
+  programPin: string;
+}
 
 export class Metrics {
   readonly registry = new Registry();
   private ready = false;
+  private loadedPrograms: LoadedProgramRef[] = [];
 
   readonly reconciles = new Counter({
     name: 'bpfd_reconcile_total',
-    help: 'Reconcile runs by result',
+    help: 'Reconcile runs by result (error: an action failed or the run threw)',
     labelNames: ['result'],
     registers: [this.registry],
   });
   readonly reconcileDuration = new Histogram({
     name: 'bpfd_reconcile_duration_seconds',
     help: 'Time a reconcile run took',
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
   readonly actions = new Counter({
@@ -40,23 +60,65 @@ export class Metrics {
     labelNames: ['kind', 'state'],
     registers: [this.registry],
   });
+  readonly kernelPrograms = new Gauge({
+    name: 'bpfd_kernel_programs',
+    help: 'Programs the daemon has pinned in the kernel (dispatchers not included)',
+    registers: [this.registry],
+  });
+  readonly dispatchers = new Gauge({
+    name: 'bpfd_dispatchers',
+    help: 'Dispatchers attached, by hook kind',
+    labelNames: ['hook'],
+    registers: [this.registry],
+  });
+  readonly invalidDocuments = new Gauge({
+    name: 'bpfd_manifest_invalid_documents',
+    help: 'Manifest documents (or files) that do not parse or validate now',
+    registers: [this.registry],
+  });
+  readonly driftRepaired = new Counter({
+    name: 'bpfd_drift_repaired_total',
+    help: 'Kernel actions that repaired drift: state changed outside the manifests',
+    registers: [this.registry],
+  });
+  readonly imagePulls = new Counter({
+    name: 'bpfd_image_pulls_total',
+    help: 'Bytecode image resolutions by result',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
   readonly lastSuccess = new Gauge({
     name: 'bpfd_last_successful_reconcile_timestamp_seconds',
-    help: 'When the last reconcile without errors finished',
+    help: 'When the last reconcile without errors finished (unix time)',
+    registers: [this.registry],
+  });
+  readonly programRunCount = new Gauge({
+    name: 'bpfd_program_run_count',
+    help: 'Times the kernel ran the program (needs sysctl kernel.bpf_stats_enabled=1)',
+    labelNames: ['kind', 'name'],
+    registers: [this.registry],
+    collect: () => this.collectProgramStats(),
+  });
+  readonly programRunTime = new Gauge({
+    name: 'bpfd_program_run_time_seconds',
+    help: 'Time the kernel spent in the program (needs sysctl kernel.bpf_stats_enabled=1)',
+    labelNames: ['kind', 'name'],
     registers: [this.registry],
   });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-    for (const result of ['success', 'error']) this.reconciles.inc({ result }, 0);
-    for (const action of ['load', 'attachTracepoint', 'installChain', 'removeDispatcher', 'removeStaleRevisions', 'unload']) {
-      for (const result of ['success', 'error']) this.actions.inc({ action, result }, 0);
-    }
+    for (const result of RESULTS) this.reconciles.inc({ result }, 0);
+    for (const action of ACTIONS) for (const result of RESULTS) this.actions.inc({ action, result }, 0);
     for (const kind of KINDS) for (const state of OBJECT_STATES) this.objects.set({ kind, state }, 0);
+    for (const hook of HOOK_KINDS) this.dispatchers.set({ hook }, 0);
+    for (const result of PULL_RESULTS) this.imagePulls.inc({ result }, 0);
+    this.kernelPrograms.set(0);
+    this.invalidDocuments.set(0);
   }
 
-  recordReconcile(result: ReconcileResult, seconds: number): void {
-    const ok = result.execution.errors.size === 0;
+  recordReconcile(result: ReconcileResult, seconds: number, driftActions: number): void {
+    const ok = result.execution.errors.size === 0 && result.execution.applied.every((a) => a.ok);
     this.reconciles.inc({ result: ok ? 'success' : 'error' });
     this.reconcileDuration.observe(seconds);
     for (const applied of result.execution.applied) {
@@ -64,15 +126,46 @@ export class Metrics {
     }
     for (const kind of KINDS) {
       for (const state of OBJECT_STATES) {
-        this.objects.set({ kind, state }, result.outcomes.filter((o) => o.kind === kind && o.state === state).length);
+        const count = result.outcomes.filter((o) => o.kind === kind && o.state === state).length;
+        this.objects.set({ kind, state }, count);
       }
     }
+    this.invalidDocuments.set(result.outcomes.filter((o) => o.state === 'invalid').length);
+    this.kernelPrograms.set(result.observed.programs.filter((p) => p.programId !== undefined).length);
+    for (const hook of HOOK_KINDS) {
+      this.dispatchers.set({ hook }, result.observed.dispatchers.filter((d) => d.hook.kind === hook && d.link).length);
+    }
+    if (driftActions > 0) this.driftRepaired.inc(driftActions);
     if (ok) this.lastSuccess.setToCurrentTime();
+    this.loadedPrograms = result.outcomes.flatMap((o) => {
+      const program = result.observed.programs.find((p) => p.programId === o.programId);
+      return o.state === 'loaded' && program && o.name
+        ? [{ kind: o.kind, name: o.name, programPin: `${program.pinDir}/prog` }]
+        : [];
+    });
   }
 
   recordFailedReconcile(seconds: number): void {
     this.reconciles.inc({ result: 'error' });
     this.reconcileDuration.observe(seconds);
+  }
+
+  /** Collectors never throw: a program gone since the last reconcile is skipped. */
+  private collectProgramStats(): void {
+    this.programRunCount.reset();
+    this.programRunTime.reset();
+    for (const program of this.loadedPrograms) {
+      try {
+        const fd = openPinIfExists(program.programPin);
+        if (!fd) continue;
+        const info = withFds([fd], () => programInfo(fd));
+        const labels = { kind: program.kind, name: program.name };
+        this.programRunCount.set(labels, Number(info.runCount));
+        this.programRunTime.set(labels, Number(info.runTimeNs) / 1e9);
+      } catch {
+        // skipped this scrape
+      }
+    }
   }
 
   markReady(): void {
@@ -90,23 +183,36 @@ function splitListen(listen: string): { host: string; port: number } {
   return { host: match[1], port: Number(match[2]) };
 }
 
-/** Serves /metrics, /healthz (process alive) and /readyz (first reconcile done). */
-export async function startMetricsServer(listen: string, metrics: Metrics, logger: Logger) {
+/**
+ * Serves /metrics, /healthz (the process answers) and /readyz (first reconcile done and the
+ * kernel side usable, as `readyCheck` says).
+ */
+export async function startMetricsServer(
+  listen: string,
+  metrics: Metrics,
+  logger: Logger,
+  readyCheck: () => string | undefined = () => undefined,
+) {
   const { host, port } = splitListen(listen);
   const server = http.createServer(async (request, response) => {
     const url = request.url?.split('?')[0];
     if (url === '/metrics') {
       response.setHeader('Content-Type', metrics.registry.contentType);
       response.end(await metrics.registry.metrics());
-    } else if (url === '/healthz') {
-      response.end('ok\n');
-    } else if (url === '/readyz') {
-      response.statusCode = metrics.isReady() ? 200 : 503;
-      response.end(metrics.isReady() ? 'ready\n' : 'first reconcile not done\n');
-    } else {
-      response.statusCode = 404;
-      response.end('not found\n');
+      return;
     }
+    if (url === '/healthz') {
+      response.end('ok\n');
+      return;
+    }
+    if (url === '/readyz') {
+      const problem = metrics.isReady() ? readyCheck() : 'first reconcile not done';
+      response.statusCode = problem ? 503 : 200;
+      response.end(problem ? `${problem}\n` : 'ready\n');
+      return;
+    }
+    response.statusCode = 404;
+    response.end('not found\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

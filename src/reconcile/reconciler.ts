@@ -3,6 +3,8 @@
  * sidecars out. Level-triggered and idempotent: a second run with nothing changed plans no
  * action. Callers serialise runs (see ReconcileLoop).
  */
+import crypto from 'node:crypto';
+
 import { builtinNodeLabels, type Config } from '../config/index.js';
 import type { StatusWriter } from '../status/index.js';
 import type { ManifestSnapshot } from '../watcher/index.js';
@@ -19,6 +21,11 @@ export interface ReconcileResult {
   outcomes: ObjectOutcome[];
   /** Some object waits for something that may come by itself (an interface) or failed. */
   retryWanted: boolean;
+  /**
+   * Identifies the desired state (programs, versions, hooks, order). Actions planned while it
+   * equals the one of the last clean run repair drift: someone changed the kernel, not the files.
+   */
+  desiredFingerprint: string;
   /** Interface names some object waits for. */
   awaitedInterfaces: string[];
   observed: ObservedState;
@@ -40,6 +47,17 @@ export function preview(snapshot: ManifestSnapshot, config: Config): PlanPreview
   const objects = buildDesired(documents, config, builtinNodeLabels(config));
   const observed = observe(config.bpffsRoot);
   return { plan: plan(desiredPrograms(objects), observed), objects, observed };
+}
+
+function fingerprint(objects: DesiredObject[]): string {
+  const parts = objects.map((o) => [
+    o.ref.kind,
+    o.ref.name,
+    o.program?.specHash,
+    o.program?.attach && [o.program.attach.hook.kind, o.program.attach.hook.ifindex, o.program.attach.priority, o.program.attach.proceedOn],
+    o.blocker?.reason,
+  ]);
+  return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex');
 }
 
 export class Reconciler {
@@ -83,7 +101,15 @@ export class Reconciler {
     const awaitedInterfaces = objects.flatMap((o) =>
       o.blocker?.reason === 'waitingForInterface' && o.blocker.ifname ? [o.blocker.ifname] : [],
     );
-    return { plan: planned, execution, outcomes, retryWanted, awaitedInterfaces, observed };
+    return {
+      plan: planned,
+      execution,
+      outcomes,
+      retryWanted,
+      awaitedInterfaces,
+      observed,
+      desiredFingerprint: fingerprint(objects),
+    };
   }
 
   private async writeStatus(file: string, statuses: Parameters<StatusWriter['write']>[1]) {

@@ -1,0 +1,163 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { expect } from 'chai';
+
+import {
+  bpfd,
+  Daemon,
+  eventually,
+  OBJECTS,
+  programIds,
+  sh,
+  u32,
+  VethPair,
+  Workspace,
+  xdpProgram,
+} from '../helpers/env.js';
+
+function xdpCounter(name: string, iface: string, extra: Record<string, unknown> = {}) {
+  return xdpProgram(name, {
+    sectionname: 'stats',
+    interfaceselector: { interface: iface },
+    globaldata: { verdict: u32(2) },
+    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
+    ...extra,
+  });
+}
+
+/** HTTP GET from inside the namespace the daemon listens in. */
+async function get(netns: string, url: string): Promise<{ status: number; body: string }> {
+  const script = `fetch(${JSON.stringify(url)}).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })), () => process.stdout.write('{"status":0,"body":""}'))`;
+  const out = await sh('nsenter', [`--net=/run/netns/${netns}`, process.execPath, '-e', script]);
+  return JSON.parse(out) as { status: number; body: string };
+}
+
+function metricValue(body: string, name: string, labels = ''): number | undefined {
+  const line = body.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+describe('operating the daemon (real kernel)', function () {
+  this.timeout(120_000);
+  let veth: VethPair;
+  let workspace: Workspace;
+  let daemon: Daemon | undefined;
+
+  beforeEach(async () => {
+    veth = await new VethPair().create();
+    workspace = await Workspace.create({ resync: '* * * * * *' });
+  });
+
+  afterEach(async function () {
+    const output = await daemon?.stop();
+    if (this.currentTest?.state === 'failed' && output) {
+      process.stderr.write(`daemon exit ${output.code}\n${output.stdout}\n${output.stderr}\n`);
+    }
+    daemon = undefined;
+    await workspace.cleanup();
+    await veth.cleanup();
+  });
+
+  const common = () => ['--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot];
+  const loaded = (file: string, name: string) =>
+    eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
+
+  it('serves metrics that match the reconcile, and health and readiness', async () => {
+    workspace.writeManifest('xdp.yaml', [xdpCounter('metered', veth.ifA)]);
+    daemon = new Daemon(workspace, veth.nsA);
+    const ready = await eventually('readyz 200', async () => (await get(veth.nsA, `${workspace.metricsUrl}/readyz`)).status === 200);
+    expect(ready).to.equal(true);
+    // ready means the first reconcile is done: the status is already there
+    expect(workspace.condition('xdp.yaml', 'metered')?.type).to.equal('Loaded');
+
+    const { status, body } = await get(veth.nsA, `${workspace.metricsUrl}/metrics`);
+    expect(status).to.equal(200);
+    expect(metricValue(body, 'bpfd_objects', 'kind="XdpProgram",state="loaded"')).to.equal(1);
+    expect(metricValue(body, 'bpfd_objects', 'kind="TcProgram",state="loaded"')).to.equal(0);
+    expect(metricValue(body, 'bpfd_kernel_programs')).to.equal(1);
+    expect(metricValue(body, 'bpfd_dispatchers', 'hook="xdp"')).to.equal(1);
+    expect(metricValue(body, 'bpfd_actions_total', 'action="load",result="success"')).to.equal(1);
+    expect(metricValue(body, 'bpfd_reconcile_total', 'result="success"')! >= 1).to.equal(true);
+    expect(body).to.include('process_resident_memory_bytes');
+    expect((await get(veth.nsA, `${workspace.metricsUrl}/healthz`)).status).to.equal(200);
+  });
+
+  it('repairs drift on resync: a removed link pin or program pin comes back and is counted', async () => {
+    workspace.writeManifest('xdp.yaml', [xdpCounter('drifting', veth.ifA)]);
+    daemon = new Daemon(workspace, veth.nsA);
+    await loaded('xdp.yaml', 'drifting');
+    const [linkPin] = workspace.pins().filter((p) => p.endsWith('/link'));
+    fs.rmSync(linkPin);
+    await eventually('link pin back', () => fs.existsSync(linkPin));
+    const net = await sh('nsenter', [`--net=/run/netns/${veth.nsA}`, 'bpftool', 'net', 'show', 'dev', veth.ifA]);
+    expect(net).to.match(/xdp/);
+
+    const programPin = workspace.pins().find((p) => p.includes('/programs/') && p.endsWith('/prog'))!;
+    const oldId = workspace.programIdOf('xdp.yaml', 'drifting');
+    fs.rmSync(programPin);
+    await eventually('program reloaded', () => fs.existsSync(programPin) && workspace.programIdOf('xdp.yaml', 'drifting') !== oldId);
+    const { body } = await get(veth.nsA, `${workspace.metricsUrl}/metrics`);
+    expect(metricValue(body, 'bpfd_drift_repaired_total')! >= 2).to.equal(true);
+  });
+
+  it('reloads the config on SIGHUP and reconciles at once', async () => {
+    const selective = xdpCounter('labelled', veth.ifA, { nodeselector: { matchLabels: { role: 'edge' } } });
+    workspace.writeManifest('xdp.yaml', [selective]);
+    workspace.writeConfig({ resync: '0 0 1 1 *' });
+    daemon = new Daemon(workspace, veth.nsA);
+    await eventually('NotSelected', () => workspace.condition('xdp.yaml', 'labelled')?.type === 'NotSelected');
+
+    workspace.writeConfig({ resync: '0 0 1 1 *', nodeLabels: { role: 'edge' } });
+    daemon.child.kill('SIGHUP');
+    await loaded('xdp.yaml', 'labelled');
+  });
+
+  it('plan shows the exact changes, touches nothing, and exits 2 then 0', async () => {
+    workspace.writeManifest('xdp.yaml', [xdpCounter('planned', veth.ifA)]);
+    const before = programIds();
+    const planned = await bpfd(['plan', ...common()], veth.nsA);
+    expect(planned.code, planned.stderr).to.equal(2);
+    expect(planned.stdout).to.include('load xdp/planned');
+    expect(planned.stdout).to.include(`install chain on xdp on ${veth.ifA}: xdp/planned`);
+    expect([...programIds()].filter((id) => !before.has(id))).to.deep.equal([]);
+    expect(workspace.pins()).to.deep.equal([]);
+
+    const applied = await bpfd(['run', '--once', ...common()], veth.nsA);
+    expect(applied.code, applied.stderr).to.equal(0);
+    const again = await bpfd(['plan', ...common()], veth.nsA);
+    expect(again.code).to.equal(0);
+    expect(again.stdout).to.include('No changes');
+  });
+
+  it('status -o json matches the kernel', async () => {
+    workspace.writeManifest('xdp.yaml', [xdpCounter('one', veth.ifA, { priority: 10 }), xdpCounter('two', veth.ifA, { priority: 20 })]);
+    const applied = await bpfd(['run', '--once', ...common()], veth.nsA);
+    expect(applied.code, applied.stderr).to.equal(0);
+
+    const result = await bpfd(['status', '-o', 'json', ...common()], veth.nsA);
+    expect(result.code).to.equal(0);
+    const status = JSON.parse(result.stdout) as {
+      objects: Array<{ name: string; condition: string; programIds: string[] }>;
+      hooks: Array<{ hook: string; interface: string; chain: Array<{ programId: number; object: string }> }>;
+    };
+    const ids = status.objects.map((o) => Number(o.programIds[0]));
+    expect(status.objects.map((o) => o.condition)).to.deep.equal(['Loaded', 'Loaded']);
+    for (const id of ids) expect(programIds().has(id)).to.equal(true);
+    expect(status.hooks).to.have.length(1);
+    expect(status.hooks[0].interface).to.equal(veth.ifA);
+    expect(status.hooks[0].chain.map((c) => c.programId)).to.deep.equal(ids);
+    expect(status.hooks[0].chain.map((c) => c.object)).to.deep.equal(['xdp/one', 'xdp/two']);
+
+    const got = await bpfd(['get', 'XdpProgram', 'two', '-o', 'json', ...common()], veth.nsA);
+    expect(got.code).to.equal(0);
+    expect(JSON.parse(got.stdout)[1].spec.programs).to.have.property(String(ids[1]));
+  });
+
+  it('run --once exits 1 when a selected object is not loaded', async () => {
+    workspace.writeManifest('xdp.yaml', [xdpCounter('absent', 'bgtnope0')]);
+    const result = await bpfd(['run', '--once', ...common()], veth.nsA);
+    expect(result.code).to.equal(1);
+    expect(result.stdout).to.include('bgtnope0');
+  });
+});
