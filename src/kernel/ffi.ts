@@ -52,6 +52,14 @@ export const LINK_CREATE_OPTS_SIZE = 64;
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 
+/** The leading fields of struct bpf_object_open_opts (libbpf 1.1); `sz` says how many. */
+export const BpfObjectOpenOpts = koffi.struct('bpf_object_open_opts', {
+  sz: 'size_t',
+  object_name: 'const char *',
+  relaxed_maps: 'bool',
+  pin_root_path: 'const char *',
+});
+
 const BpfTestRunOpts = koffi.struct('bpf_test_run_opts', {
   sz: 'size_t',
   data_in: 'void *',
@@ -112,7 +120,9 @@ function bind() {
   return {
     printFn,
     // libbpf: objects and programs
-    bpf_object__open_file: libbpf.func('void *bpf_object__open_file(const char *path, void *opts)'),
+    bpf_object__open_file: libbpf.func(
+      'void *bpf_object__open_file(const char *path, const bpf_object_open_opts *opts)',
+    ),
     bpf_object__load: libbpf.func('int bpf_object__load(void *obj)'),
     bpf_object__close: libbpf.func('void bpf_object__close(void *obj)'),
     bpf_object__btf: libbpf.func('void *bpf_object__btf(void *obj)'),
@@ -138,6 +148,8 @@ function bind() {
     bpf_map__name: libbpf.func('const char *bpf_map__name(void *map)'),
     bpf_map__is_internal: libbpf.func('bool bpf_map__is_internal(void *map)'),
     bpf_map__fd: libbpf.func('int bpf_map__fd(void *map)'),
+    bpf_map__is_pinned: libbpf.func('bool bpf_map__is_pinned(void *map)'),
+    bpf_map__pin_path: libbpf.func('const char *bpf_map__pin_path(void *map)'),
     bpf_map__initial_value: libbpf.func(
       'void *bpf_map__initial_value(void *map, _Out_ size_t *size)',
     ),

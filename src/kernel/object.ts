@@ -2,13 +2,14 @@
  * Loading one program out of an ELF object: pick it by section name, set its type, patch global
  * variables, load, pin the program and its maps.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 
 import { BpfdError } from '../errors.js';
 import { pinObject, removePins } from './bpffs.js';
 import { check, errnoName } from './errno.js';
 import { Fd } from './fd.js';
-import { BPF_PROG_TYPE_XDP, BPF_XDP, BTF_KIND_DATASEC, ffi, koffi } from './ffi.js';
+import { BPF_PROG_TYPE_XDP, BPF_XDP, BpfObjectOpenOpts, BTF_KIND_DATASEC, ffi, koffi } from './ffi.js';
 import { programInfo } from './info.js';
 import { withLibbpfOutput } from './libbpf-log.js';
 
@@ -226,6 +227,25 @@ function verifierLogTail(output: string): string {
   return lines.slice(-VERIFIER_LOG_TAIL_LINES).join('\n').slice(-VERIFIER_LOG_TAIL_CHARS);
 }
 
+/** A refusal by the verifier quotes its log; any other failure quotes libbpf's last words. */
+function loadFailure(errno: number, functionName: string, subject: string, output: string) {
+  if (output.includes('-- BEGIN PROG LOAD LOG --')) {
+    const log = verifierLogTail(output);
+    return new VerifierError(
+      `${subject}: the kernel refused program ${functionName} ` +
+        `(${errnoName(errno)})${log ? `; verifier log ends with:\n${log}` : ''}`,
+      errno,
+      log,
+    );
+  }
+  const lastLines = output.trim().split('\n').slice(-3).join('; ');
+  return new BytecodeError(
+    `${subject}: loading program ${functionName} failed (${errnoName(errno)})` +
+      (lastLines ? `: ${lastLines}` : ''),
+    'BPFD_E_LOAD',
+  );
+}
+
 function pinObjectMaps(object: unknown, pinDir: string): Record<string, string> {
   const bindings = ffi();
   const maps: Record<string, string> = {};
@@ -237,6 +257,10 @@ function pinObjectMaps(object: unknown, pinDir: string): Record<string, string> 
     // .rodata/.data/.bss are reachable through the program; their names cannot be pinned.
     if (bindings.bpf_map__is_internal(map)) continue;
     const name = bindings.bpf_map__name(map);
+    if (bindings.bpf_map__is_pinned(map)) {
+      maps[name] = bindings.bpf_map__pin_path(map);
+      continue;
+    }
     const pinPath = path.join(pinDir, 'maps', name);
     pinObject(new Fd(bindings.bpf_map__fd(map)), pinPath);
     maps[name] = pinPath;
@@ -250,7 +274,15 @@ export function loadProgram(request: LoadRequest): LoadedProgram {
   const { subject } = request;
 
   return withLibbpfOutput((output) => {
-    const object = bindings.bpf_object__open_file(request.objectPath, null);
+    // Maps declared with LIBBPF_PIN_BY_NAME are pinned by libbpf under pin_root_path: keep
+    // them inside the program's own dir instead of libbpf's default /sys/fs/bpf.
+    const openOptions = {
+      sz: koffi.sizeof(BpfObjectOpenOpts),
+      object_name: null,
+      relaxed_maps: false,
+      pin_root_path: path.join(request.pinDir, 'maps'),
+    };
+    const object = bindings.bpf_object__open_file(request.objectPath, openOptions);
     if (!object) {
       const errno = koffi.errno();
       throw new BytecodeError(
@@ -287,19 +319,14 @@ export function loadProgram(request: LoadRequest): LoadedProgram {
       );
       applyGlobalData(object, request.globalData, subject);
 
+      fs.mkdirSync(path.join(request.pinDir, 'maps'), { recursive: true, mode: 0o700 });
       const result = bindings.bpf_object__load(object);
-      if (result < 0) {
-        const errno = -result;
-        const log = verifierLogTail(output());
-        throw new VerifierError(
-          `${subject}: the kernel refused program ${selected.functionName} ` +
-            `(${errnoName(errno)})${log ? `; verifier log ends with:\n${log}` : ''}`,
-          errno,
-          log,
-        );
-      }
+      if (result < 0) throw loadFailure(-result, selected.functionName, subject, output());
 
       return pinLoaded(object, selected, request);
+    } catch (err) {
+      removePins(request.pinDir);
+      throw err;
     } finally {
       bindings.bpf_object__close(object);
     }

@@ -191,6 +191,25 @@ describe('bpfd run (daemon, real kernel)', function () {
     });
   });
 
+  describe('maps pinned by name', () => {
+    it('keeps LIBBPF_PIN_BY_NAME maps inside the bpffs root', async () => {
+      start();
+      workspace.writeManifest('pinned.yaml', [
+        xdpProgram('pinned', {
+          sectionname: 'pinned_by_name',
+          interfaceselector: { interface: veth.ifA },
+          bytecode: { path: path.join(OBJECTS, 'test/pinned_by_name.o') },
+        }),
+      ]);
+      await loaded('pinned.yaml', 'pinned');
+      const mapPin = workspace.mapPinOf('pinned.yaml', 'pinned', 'bpfd_test_pinned_hits');
+      expect(mapPin.startsWith(workspace.bpffsRoot)).to.equal(true);
+      expect(fs.existsSync('/sys/fs/bpf/bpfd_test_pinned_hits')).to.equal(false);
+      expect(await veth.pingAFromB(2)).to.equal(2);
+      expect(readU64(mapPin) >= 2n).to.equal(true);
+    });
+  });
+
   describe('TcProgram', () => {
     it('attaches on ingress, counts the traffic and applies globaldata', async () => {
       start();
