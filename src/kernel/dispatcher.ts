@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { BpfdError } from '../errors.js';
+import { faultPoint } from '../fault.js';
 import { listDir, openPin, openPinIfExists, pinObject, removePins } from './bpffs.js';
 import { check } from './errno.js';
 import { Fd, withFds } from './fd.js';
@@ -226,15 +227,19 @@ export async function installChain(
   const dir = hookDir(root, hook);
   const { revisionDir, loaded } = buildRevision(root, hook, entries, chainHash);
 
+  faultPoint('after-revision-build');
   const program = openPin(loaded.programPin);
   let mode: XdpMode | undefined = hook.kind === 'xdp' ? xdpMode : undefined;
   try {
     const link = openPinIfExists(path.join(dir, 'link'));
     const alive = link && linkInfo(link, hookName).ifindex === hook.ifindex;
-    if (link && alive) withFds([link], () => updateLink(link, program, hookName));
-    else {
+    if (link && alive) {
+      withFds([link], () => updateLink(link, program, hookName));
+      faultPoint('after-link-update');
+    } else {
       link?.close();
       mode = attachNewLink(dir, hook, program, xdpMode);
+      faultPoint('after-link-attach');
     }
   } catch (err) {
     removePins(revisionDir);
@@ -257,6 +262,7 @@ export async function removeDispatcher(root: string, hook: Omit<Hook, 'ifname'>)
   const dir = hookDir(root, hook);
   const link = openPinIfExists(path.join(dir, 'link'));
   if (link) withFds([link], () => detachLink(link, dir));
+  faultPoint('after-dispatcher-detach');
   await waitForInflightPackets();
   removePins(dir);
 }

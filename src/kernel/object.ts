@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { BpfdError } from '../errors.js';
+import { faultPoint } from '../fault.js';
 import { pinObject, removePins } from './bpffs.js';
 import { check, errnoName } from './errno.js';
 import { Fd } from './fd.js';
@@ -333,13 +334,16 @@ export function loadProgram(request: LoadRequest): LoadedProgram {
   });
 }
 
+/** Maps first, the program last: a program pin means the dir is complete (a crash between
+ * the two leaves a dir without `prog`, which the next reconcile loads again). */
 function pinLoaded(object: unknown, selected: ProgramEntry, request: LoadRequest): LoadedProgram {
   const bindings = ffi();
   const programPin = programPinPath(request.pinDir);
   try {
+    const maps = pinObjectMaps(object, request.pinDir);
+    faultPoint('after-map-pins');
     const programFd = new Fd(check(bindings.bpf_program__fd(selected.handle), 'fd of', request.subject));
     pinObject(programFd, programPin);
-    const maps = pinObjectMaps(object, request.pinDir);
     return {
       id: programInfo(programFd, request.subject).id,
       functionName: selected.functionName,

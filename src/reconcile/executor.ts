@@ -21,6 +21,7 @@ import {
   type XdpMode,
   loadProgram,
 } from '../kernel/index.js';
+import { faultPoint } from '../fault.js';
 import { chainHash } from './planner.js';
 import type { Action, ChainMember, ObservedProgram, ObservedState, Plan } from './types.js';
 
@@ -135,6 +136,7 @@ export class Executor {
           { object: program.key, file: program.ref.file, progId: loaded.id, pinDir: program.pinDir },
           'program loaded',
         );
+        faultPoint('after-load');
         return;
       }
       case 'attachTracepoint': {
@@ -145,6 +147,7 @@ export class Executor {
         const prog = openPin(programPinPath(program.pinDir));
         const link = withFds([prog], () => attachTracepoint(prog, program.tracepoint!));
         withFds([link], () => pinObject(link, linkPin));
+        faultPoint('after-tracepoint-attach');
         logger.info({ object: program.key, tracepoint: program.tracepoint }, 'tracepoint attached');
         return;
       }
@@ -165,6 +168,7 @@ export class Executor {
         // The running version stays while its replacement cannot load.
         if (report.keptPrevious.get(program.key) === program.programId) return;
         if (report.errors.has(program.key) && previousVersion(observed, program.key) === program) return;
+        faultPoint('before-unload');
         removePins(program.pinDir);
         removeEmptyParent(program.pinDir);
         logger.info({ object: program.key, progId: program.programId }, 'program unloaded');

@@ -182,20 +182,21 @@ export function freePort(): Promise<number> {
 
 export interface BpfdResult {
   code: number | null;
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
 /** Runs `bpfd <args>` inside namespace `netns` (keeping the host's bpffs) and waits for it. */
-export function bpfd(args: string[], netns?: string): Promise<BpfdResult> {
-  const child = spawnBpfd(args, netns);
+export function bpfd(args: string[], netns?: string, env: Record<string, string> = {}): Promise<BpfdResult> {
+  const child = spawnBpfd(args, netns, env);
   return collect(child);
 }
 
-export function spawnBpfd(args: string[], netns?: string): ChildProcess {
+export function spawnBpfd(args: string[], netns?: string, env: Record<string, string> = {}): ChildProcess {
   const command = netns ? 'nsenter' : process.execPath;
   const argv = netns ? [`--net=/run/netns/${netns}`, process.execPath, BPFD, ...args] : [BPFD, ...args];
-  return spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
 function collect(child: ChildProcess): Promise<BpfdResult> {
@@ -203,7 +204,9 @@ function collect(child: ChildProcess): Promise<BpfdResult> {
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
 }
 
 /** `bpfd run` as a daemon; `stop()` sends SIGTERM to this process only. */
