@@ -26,6 +26,7 @@ import {
 } from '../kernel/index.js';
 import type { EffectiveDocument } from '../watcher/index.js';
 import { describeSelector, matchesNodeSelector } from './selector.js';
+import { unsafeManifestReason } from './strict-modes.js';
 import type { DesiredProgram, KindShort, ObjectRef } from './types.js';
 
 /** Why an object is not among the desired programs. */
@@ -33,7 +34,8 @@ export type Blocker =
   | { reason: 'notSelected'; message: string }
   | { reason: 'bytecode'; message: string }
   | { reason: 'waitingForInterface'; message: string; ifname?: string }
-  | { reason: 'duplicate'; message: string };
+  | { reason: 'duplicate'; message: string }
+  | { reason: 'unsafe'; message: string };
 
 export interface DesiredObject {
   ref: ObjectRef;
@@ -209,6 +211,15 @@ function toDesired(
   return { ref, kindShort, program };
 }
 
+function refRead(document: EffectiveDocument): ObjectRef {
+  return {
+    kind: document.object.kind,
+    name: document.object.metadata.name,
+    file: document.file,
+    index: document.index,
+  };
+}
+
 /**
  * Every effective document, checked for duplicates across files (the first by file and index
  * wins), then resolved against this node.
@@ -227,17 +238,26 @@ export function buildDesired(
     errors: [],
   }));
   markDuplicates(asParsed);
+  const unsafe = new Map<string, string | undefined>();
+  const unsafeReason = (file: string) => {
+    if (!config.strictModes) return undefined;
+    if (!unsafe.has(file)) unsafe.set(file, unsafeManifestReason(file, config.manifestDir));
+    return unsafe.get(file);
+  };
 
   return documents.map((document, position) => {
+    const refused = unsafeReason(document.file);
+    if (refused) {
+      return {
+        ref: refRead(document),
+        kindShort: KIND_SHORT[document.object.kind],
+        blocker: { reason: 'unsafe', message: refused },
+      };
+    }
     const duplicate = asParsed[position].errors[0];
     if (duplicate) {
       return {
-        ref: {
-          kind: document.object.kind,
-          name: document.object.metadata.name,
-          file: document.file,
-          index: document.index,
-        },
+        ref: refRead(document),
         kindShort: KIND_SHORT[document.object.kind],
         blocker: { reason: 'duplicate', message: duplicate.message },
       };

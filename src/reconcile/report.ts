@@ -109,7 +109,7 @@ function objectStatus(
 
   if (object.blocker) {
     const { reason, message } = object.blocker;
-    if (reason === 'duplicate') {
+    if (reason === 'duplicate' || reason === 'unsafe') {
       objectConditions.push(newCondition(CONDITION.invalid, message));
       return { status: { ...base, objectConditions }, outcome: { ...outcome, state: 'invalid', message } };
     }
