@@ -13,6 +13,7 @@ import {
   interfaceIndex,
   isBpffs,
   notifySystemd,
+  watchLinks,
   setLibbpfLogger,
   watchdogIntervalMs,
 } from '../kernel/index.js';
@@ -107,10 +108,21 @@ export async function run(options: RunOptions): Promise<number> {
     loop.trigger('resync');
   });
 
-  // Cheap check of the few interface names objects wait for; nothing runs when none is awaited.
-  const interfaceCheck = setInterval(() => {
-    if (awaited.some((name) => interfaceIndex(name) !== undefined)) loop.trigger('interface appeared');
-  }, INTERFACE_CHECK_MS);
+  // Interfaces coming, going or renamed change what can attach: react to netlink events. If
+  // `ip monitor` cannot run, fall back to checking the few awaited names every second.
+  let interfaceCheck: NodeJS.Timeout | undefined;
+  const links = watchLinks(
+    () => loop.trigger('interface change'),
+    (err) => {
+      if (interfaceCheck) return;
+      logger.warn({ err: err.message }, 'no interface events; polling awaited interfaces');
+      interfaceCheck = setInterval(() => {
+        if (awaited.some((name) => interfaceIndex(name) !== undefined)) {
+          loop.trigger('interface appeared');
+        }
+      }, INTERFACE_CHECK_MS);
+    },
+  );
 
   process.on('SIGHUP', async () => {
     notifySystemd('RELOADING=1');
@@ -143,6 +155,7 @@ export async function run(options: RunOptions): Promise<number> {
       loop.stop();
       resync.stop();
       clearInterval(interfaceCheck);
+      links.close();
       await loop.idle();
       await watcher.close();
       server.close();

@@ -46,7 +46,7 @@ export {
   type TcDirection,
   type XdpMode,
 } from './links.js';
-export { interfaceIndex, interfaceName, primaryInterface } from './netif.js';
+export { interfaceIndex, interfaceName, primaryInterface, watchLinks } from './netif.js';
 export {
   BytecodeError,
   loadProgram,

@@ -1,4 +1,5 @@
 /** Network interfaces of the daemon's network namespace. */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 
 import { ffi } from './ffi.js';
@@ -53,4 +54,29 @@ export function primaryInterface(): string | undefined {
     return routes[0].iface;
   }
   return undefined;
+}
+
+export interface LinkWatch {
+  close(): void;
+}
+
+/**
+ * Calls `onChange` when an interface of this network namespace appears, goes, or is renamed.
+ * Event driven through `ip -o monitor link` (iproute2), so an idle node costs nothing; the
+ * returned watch reports `failed` through `onError` when `ip` cannot run.
+ */
+export function watchLinks(onChange: () => void, onError: (err: Error) => void): LinkWatch {
+  const monitor = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let closed = false;
+  monitor.stdout.on('data', () => onChange());
+  monitor.on('error', (err) => onError(err));
+  monitor.on('exit', (code, signal) => {
+    if (!closed) onError(new Error(`ip monitor link exited (${code ?? signal})`));
+  });
+  return {
+    close() {
+      closed = true;
+      monitor.kill('SIGTERM');
+    },
+  };
 }

@@ -40,6 +40,7 @@ export type Blocker =
 export interface DesiredObject {
   ref: ObjectRef;
   kindShort: KindShort;
+  /** What to keep loaded; with a blocker too when the program waits for its interface. */
   program?: DesiredProgram;
   blocker?: Blocker;
 }
@@ -201,8 +202,10 @@ function toDesired(
 
   if (object.kind === 'TracepointProgram') return { ref, kindShort, program };
 
+  // Without its interface the program stays loaded (maps and counters kept) and attaches when
+  // the interface comes back.
   const hook = resolveHook(object, kindShort);
-  if ('reason' in hook) return { ref, kindShort, blocker: hook };
+  if ('reason' in hook) return { ref, kindShort, program, blocker: hook };
   program.attach = {
     hook,
     priority: object.spec.priority,

@@ -121,12 +121,17 @@ function objectStatus(
       };
     }
     const kind = reason === 'bytecode' ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
+    const waiting = object.program
+      ? observed.programs.find((p) => p.pinDir === object.program!.pinDir && p.programId !== undefined)
+      : undefined;
+    const fullMessage = waiting ? `${message} (program id ${waiting.programId} is loaded)` : message;
     objectConditions.push(
-      newCondition(reason === 'bytecode' ? CONDITION.reconcileError : CONDITION.notYetLoaded, message),
+      newCondition(reason === 'bytecode' ? CONDITION.reconcileError : CONDITION.notYetLoaded, fullMessage),
     );
+    const programs = waiting ? { [String(waiting.programId)]: waiting.maps } : {};
     return {
-      status: { ...base, objectConditions, bpfProgram: bpfProgram([newCondition(kind, message)]) },
-      outcome: { ...outcome, state: 'notLoaded', message },
+      status: { ...base, objectConditions, bpfProgram: bpfProgram([newCondition(kind, fullMessage)], programs) },
+      outcome: { ...outcome, state: 'notLoaded', message: fullMessage },
     };
   }
 

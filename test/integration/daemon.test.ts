@@ -171,6 +171,27 @@ describe('bpfd run (daemon, real kernel)', function () {
       await loaded('xdp.yaml', 'later');
     });
 
+    it('keeps the program loaded while its interface is gone and re-attaches it when it is back', async () => {
+      await sh('ip', ['-n', veth.nsA, 'link', 'add', 'bgtflap0', 'type', 'veth', 'peer', 'name', 'bgtflap1']);
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('flapping', 'bgtflap0')]);
+      await loaded('xdp.yaml', 'flapping');
+      const id = workspace.programIdOf('xdp.yaml', 'flapping');
+
+      await sh('ip', ['-n', veth.nsA, 'link', 'del', 'bgtflap0']);
+      const gone = await eventually('NotLoaded after removal', () => {
+        const c = workspace.condition('xdp.yaml', 'flapping');
+        return c?.type === 'NotLoaded' && c;
+      }, 60_000);
+      expect(gone.message).to.include('bgtflap0');
+      expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
+      expect(workspace.pins().some((p) => p.includes('/dispatchers/'))).to.equal(false);
+
+      await sh('ip', ['-n', veth.nsA, 'link', 'add', 'bgtflap0', 'type', 'veth', 'peer', 'name', 'bgtflap1']);
+      await loaded('xdp.yaml', 'flapping');
+      expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
+    });
+
     it('reports NotLoaded with the verifier log when the kernel refuses the program', async () => {
       start();
       workspace.writeManifest('xdp.yaml', [
