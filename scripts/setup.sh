@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 node to build, test and run bpfd-gitops from this checkout:
+#   1. Debian packages: the eBPF toolchain and the tools the demo and the tests use
+#      (Node.js 20 or newer and npm are installed from Debian only when missing or too old);
+#   2. npm dependencies (`npm ci`), skipped when node_modules already matches package.json;
+#   3. `npm run build`: eBPF objects into dist/bpf, TypeScript into dist/;
+#   4. bpffs on /sys/fs/bpf and tracefs on /sys/kernel/tracing, when not mounted yet.
+#
+# Run as root. Safe to run again: each step checks first and says what it does or skips.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly repo_root
+readonly MIN_NODE_MAJOR=20
+readonly PACKAGES=(
+  clang llvm libbpf1 libbpf-dev bpftool iproute2 iputils-ping xdp-tools linux-libc-dev
+)
+
+say() { printf 'setup: %s\n' "$*"; }
+fail() {
+  printf 'setup: error: %s\n' "$*" >&2
+  exit 1
+}
+
+require_root() {
+  if [[ "${EUID}" -ne 0 ]]; then
+    fail "run as root (sudo $0): it installs packages and mounts bpffs and tracefs"
+  fi
+}
+
+is_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+node_major() {
+  command -v node >/dev/null 2>&1 || return 0
+  node -p 'process.versions.node.split(".")[0]' 2>/dev/null || true
+}
+
+node_is_usable() {
+  local major
+  major="$(node_major)"
+  [[ -n "${major}" && "${major}" -ge "${MIN_NODE_MAJOR}" ]] && command -v npm >/dev/null 2>&1
+}
+
+apt_updated=false
+apt_install() {
+  if [[ "${apt_updated}" == false ]]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    apt_updated=true
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+install_packages() {
+  local missing=() package
+  for package in "${PACKAGES[@]}"; do
+    is_installed "${package}" || missing+=("${package}")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    say "Debian packages present: ${PACKAGES[*]}"
+    return
+  fi
+  apt_install "${missing[@]}"
+}
+
+# Debian 12's own nodejs is 18, older than package.json's "engines" allows. It is installed
+# only when there is no node at all; if the result is still too old we stop and say so rather
+# than add a third-party apt source behind the operator's back.
+install_node() {
+  if node_is_usable; then
+    say "node $(node --version) and npm $(npm --version) present"
+    return
+  fi
+  apt_install nodejs npm
+  if ! node_is_usable; then
+    local found
+    found="$(node --version 2>/dev/null || echo 'no node')"
+    fail "node ${MIN_NODE_MAJOR} or newer with npm is needed, found ${found}." \
+      "Debian 12 ships node 18: install nodejs ${MIN_NODE_MAJOR}.x from another source" \
+      "(for example NodeSource's nodejs package), then run this script again."
+  fi
+  say "node $(node --version) and npm $(npm --version) installed"
+}
+
+# `npm ls` fails when a dependency is missing or does not satisfy package.json, so a tree
+# that passes it needs no reinstall; a fresh clone has no node_modules and always gets `npm ci`.
+install_npm_dependencies() {
+  cd "${repo_root}"
+  if [[ -d node_modules ]] && npm ls --all >/dev/null 2>&1; then
+    say "npm dependencies already installed (npm ls is clean); skipping npm ci"
+    return
+  fi
+  say "npm ci"
+  npm ci --no-audit --no-fund
+}
+
+build() {
+  cd "${repo_root}"
+  say "npm run build (eBPF objects into dist/bpf, TypeScript into dist/)"
+  npm run --silent build
+}
+
+mount_if_missing() {
+  local fstype="$1" target="$2"
+  if mountpoint -q "${target}"; then
+    say "${fstype} already mounted on ${target}"
+    return
+  fi
+  say "mount -t ${fstype} ${fstype} ${target}"
+  mkdir -p "${target}"
+  mount -t "${fstype}" "${fstype}" "${target}"
+}
+
+main() {
+  require_root
+  install_packages
+  install_node
+  install_npm_dependencies
+  build
+  mount_if_missing bpf /sys/fs/bpf
+  mount_if_missing tracefs /sys/kernel/tracing
+  say "done"
+}
+
+main "$@"
