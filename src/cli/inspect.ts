@@ -5,7 +5,7 @@ import yaml from 'js-yaml';
 
 import { collectManifestFiles, parseManifestFile } from '../api/index.js';
 import { loadConfig, type Config, type ConfigOverrides } from '../config/index.js';
-import { describeHook, interfaceName } from '../kernel/index.js';
+import { describeHook, interfaceName, pinName } from '../kernel/index.js';
 import { observe, preview, type Action, type ObservedState } from '../reconcile/index.js';
 import { readSidecar, sidecarPath } from '../status/index.js';
 import type { FileView, ManifestSnapshot } from '../watcher/index.js';
@@ -105,15 +105,37 @@ async function objectRows(config: Config, snapshot: ManifestSnapshot): Promise<O
   return rows;
 }
 
-function hookRows(observed: ObservedState) {
+interface ChainSettings {
+  priority?: number;
+  proceedon?: string[];
+}
+
+/** Priority and proceedon of each XDP/TC object by program key, as the manifests say now. */
+function chainSettings(snapshot: ManifestSnapshot): Map<string, ChainSettings> {
+  const settings = new Map<string, ChainSettings>();
+  for (const document of snapshot.files.flatMap((file) => file.effective)) {
+    const { object } = document;
+    if (object.kind === 'TracepointProgram') continue;
+    const key = `${object.kind === 'XdpProgram' ? 'xdp' : 'tc'}/${pinName(object.metadata.name)}`;
+    settings.set(key, { priority: object.spec.priority, proceedon: object.spec.proceedon });
+  }
+  return settings;
+}
+
+function hookRows(observed: ObservedState, settings: Map<string, ChainSettings>) {
   const keysById = new Map(observed.programs.map((p) => [p.programId, p.key]));
   return observed.dispatchers.map((d) => ({
     hook: d.hook.kind,
     interface: interfaceName(d.hook.ifindex) ?? `ifindex ${d.hook.ifindex} (gone)`,
+    xdpMode: d.xdpMode,
     linkId: d.link?.id,
     dispatcherId: d.current?.programId,
     revision: d.current?.number,
-    chain: d.chainIds.map((id, slot) => ({ position: slot + 1, programId: id, object: keysById.get(id) ?? '?' })),
+    chain: d.chainIds.map((id, slot) => {
+      const object = keysById.get(id) ?? '?';
+      const { priority, proceedon } = settings.get(object) ?? {};
+      return { position: slot + 1, programId: id, object, priority, proceedon: proceedon ?? 'default' };
+    }),
   }));
 }
 
@@ -142,7 +164,9 @@ export async function inspect(
     return 0;
   }
 
-  const hooks = fs.existsSync(config.bpffsRoot) ? hookRows(observe(config.bpffsRoot)) : [];
+  const hooks = fs.existsSync(config.bpffsRoot)
+    ? hookRows(observe(config.bpffsRoot), chainSettings(snapshot))
+    : [];
   if (query.output === 'json' || query.output === 'yaml') {
     const objects = rows.map(({ documents: _documents, ...row }) => row);
     process.stdout.write(format({ node: config.nodeName, objects, hooks }));
@@ -154,10 +178,15 @@ export async function inspect(
   process.stdout.write(table(objectTable));
   for (const hook of hooks) {
     process.stdout.write(
-      `\n${hook.hook} on ${hook.interface}: dispatcher ${hook.dispatcherId ?? '-'} (revision ${hook.revision ?? '-'}, link ${hook.linkId ?? '-'})\n`,
+      `\n${hook.hook} on ${hook.interface}${hook.xdpMode ? ` (${hook.xdpMode})` : ''}: ` +
+        `dispatcher ${hook.dispatcherId ?? '-'} (revision ${hook.revision ?? '-'}, link ${hook.linkId ?? '-'})\n`,
     );
     for (const entry of hook.chain) {
-      process.stdout.write(`  ${entry.position}. ${entry.object} (program id ${entry.programId})\n`);
+      const proceedon = Array.isArray(entry.proceedon) ? entry.proceedon.join(',') : entry.proceedon;
+      process.stdout.write(
+        `  ${entry.position}. ${entry.object}  program ${entry.programId}  ` +
+          `priority ${entry.priority ?? '?'}  proceedon ${proceedon}\n`,
+      );
     }
   }
   return 0;

@@ -176,6 +176,7 @@ function bind() {
       'int bpf_link_create(int prog_fd, int target_fd, int type, const uint8_t *opts)',
     ),
     bpf_link_update: libbpf.func('int bpf_link_update(int link_fd, int prog_fd, void *opts)'),
+    bpf_xdp_query: libbpf.func('int bpf_xdp_query(int ifindex, int flags, _Inout_ uint8_t *opts)'),
     bpf_link_detach: libbpf.func('int bpf_link_detach(int link_fd)'),
     bpf_map_update_elem: libbpf.func(
       'int bpf_map_update_elem(int fd, const uint8_t *key, const uint8_t *value, uint64_t flags)',

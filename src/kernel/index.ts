@@ -42,6 +42,7 @@ export {
   attachTracepoint,
   ensureTracefs,
   HookBusyError,
+  queryXdp,
   TracepointError,
   type TcDirection,
   type XdpMode,

@@ -66,6 +66,22 @@ export function attachXdp(program: Fd, ifindex: number, mode: XdpMode, hook: str
   }
 }
 
+const XDP_QUERY_OPTS_SIZE = 32;
+const XDP_QUERY_PROG_ID = 8;
+const XDP_QUERY_ATTACH_MODE = 24;
+const XDP_ATTACH_MODES: Record<number, XdpMode> = { 1: 'native', 2: 'skb' };
+
+/** The XDP program on an interface and the mode it runs in, as netlink reports them. */
+export function queryXdp(ifindex: number): { programId: number; mode?: XdpMode } {
+  const options = Buffer.alloc(XDP_QUERY_OPTS_SIZE);
+  options.writeBigUInt64LE(BigInt(XDP_QUERY_OPTS_SIZE), 0);
+  check(ffi().bpf_xdp_query(ifindex, 0, options), 'query xdp of ifindex', String(ifindex));
+  return {
+    programId: options.readUInt32LE(XDP_QUERY_PROG_ID),
+    mode: XDP_ATTACH_MODES[options.readUInt8(XDP_QUERY_ATTACH_MODE)],
+  };
+}
+
 /** Attaches a TC program through tcx (a bpf_link per interface and direction). */
 export function attachTcx(program: Fd, ifindex: number, direction: TcDirection, hook: string) {
   const attachType = direction === 'ingress' ? BPF_TCX_INGRESS : BPF_TCX_EGRESS;

@@ -37,19 +37,9 @@ export interface ExecutorOptions {
   logger: Logger;
 }
 
-export interface HookPlacement {
-  hook: string;
-  position: number;
-  length: number;
-  dispatcherId: number;
-  xdpMode?: XdpMode;
-}
-
 export interface ExecutionReport {
   /** key → the error that concerns that object */
   errors: Map<string, unknown>;
-  /** key → where it runs, for programs placed in a chain by this run */
-  placements: Map<string, HookPlacement>;
   /** key → id of the older version kept running because the new one failed */
   keptPrevious: Map<string, number>;
   /** Actions that changed the kernel. */
@@ -89,7 +79,6 @@ export class Executor {
   async execute(plan: Plan, observed: ObservedState): Promise<ExecutionReport> {
     const report: ExecutionReport = {
       errors: new Map(),
-      placements: new Map(),
       keptPrevious: new Map(),
       applied: [],
     };
@@ -196,15 +185,6 @@ export class Executor {
       chainHash(members),
       this.options.xdpModeFor(hook.ifname),
     );
-    members.forEach((member, position) => {
-      report.placements.set(member.key, {
-        hook: describeHook(hook),
-        position: position + 1,
-        length: members.length,
-        dispatcherId: result.dispatcherId,
-        xdpMode: result.xdpMode,
-      });
-    });
     this.options.logger.info(
       {
         hook: describeHook(hook),

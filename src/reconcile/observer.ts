@@ -9,7 +9,9 @@ import {
   openPinIfExists,
   programInfo,
   programPinPath,
+  queryXdp,
   withFds,
+  type LinkInfo,
 } from '../kernel/index.js';
 import type { KindShort, ObservedProgram, ObservedState } from './types.js';
 
@@ -34,6 +36,15 @@ function observeProgram(kind: KindShort, pinnedName: string, hashDir: string): O
   };
 }
 
+function xdpModeOf(link: LinkInfo | undefined): 'native' | 'skb' | undefined {
+  if (!link || link.ifindex === 0) return undefined;
+  try {
+    return queryXdp(link.ifindex).mode;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Program dirs are `<root>/programs/<kind>/<pinned name>/<spec hash>/`. The pinned name is the
  * object name with dots turned into underscores (bpffs refuses dots), so keys are compared in
@@ -52,6 +63,7 @@ export function observe(root: string): ObservedState {
   const dispatchers = observeDispatchers(root).map((dispatcher) => ({
     ...dispatcher,
     chainIds: dispatcher.current ? chainProgramIds(dispatcher.current.dir) : [],
+    xdpMode: dispatcher.hook.kind === 'xdp' ? xdpModeOf(dispatcher.link) : undefined,
   }));
   return { programs, dispatchers };
 }

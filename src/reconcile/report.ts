@@ -46,7 +46,6 @@ function invalidStatus(file: ParsedFile, index: number, kind: string, name: stri
 function loadedMessage(
   object: DesiredObject,
   programId: number,
-  execution: ExecutionReport,
   observed: ObservedState,
 ): { message: string; annotations: Record<string, string> } {
   const program = object.program!;
@@ -64,14 +63,13 @@ function loadedMessage(
     (d) => d.hook.kind === hook.kind && d.hook.ifindex === hook.ifindex,
   );
   const position = dispatcher ? dispatcher.chainIds.indexOf(programId) + 1 : 0;
-  const placement = execution.placements.get(program.key);
   annotations['bpfd.io/attach-point'] = describeHook(hook);
   annotations['bpfd.io/priority'] = String(program.attach!.priority);
   if (dispatcher) {
     annotations['bpfd.io/chain-position'] = `${position}/${dispatcher.chainIds.length}`;
     annotations['bpfd.io/dispatcher-id'] = String(dispatcher.current?.programId ?? '');
   }
-  if (placement?.xdpMode) annotations['bpfd.io/xdp-mode'] = placement.xdpMode;
+  if (dispatcher?.xdpMode) annotations['bpfd.io/xdp-mode'] = dispatcher.xdpMode;
   return {
     message:
       `program id ${programId} runs at position ${position} of ${dispatcher?.chainIds.length ?? 0} ` +
@@ -152,7 +150,7 @@ function objectStatus(
   }
 
   const programId = current.programId!;
-  const { message, annotations } = loadedMessage(object, programId, execution, observed);
+  const { message, annotations } = loadedMessage(object, programId, observed);
   objectConditions.push(newCondition(CONDITION.reconcileSuccess, `loaded on ${nodeName}: ${message}`));
   return {
     status: {

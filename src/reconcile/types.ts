@@ -50,6 +50,8 @@ export interface ObservedProgram {
 export interface ObservedDispatcherState extends ObservedDispatcher {
   /** Program ids in the current revision's chain, slot order. */
   chainIds: number[];
+  /** XDP hooks: the mode the kernel runs the dispatcher in. */
+  xdpMode?: 'native' | 'skb';
 }
 
 export interface ObservedState {

@@ -70,6 +70,9 @@ describe('bpfd run (daemon, real kernel)', function () {
 
       expect(await veth.pingAFromB(5)).to.equal(5);
       expect(readCounters(mapPin).packets >= 5n).to.equal(true);
+      const annotations = workspace.bpfProgram('xdp.yaml', 'counter')!.metadata.annotations;
+      expect(annotations['bpfd.io/xdp-mode']).to.equal('native');
+      expect(annotations['bpfd.io/attach-point']).to.equal(`xdp on ${veth.ifA}`);
       const net = await sh('nsenter', [`--net=/run/netns/${veth.nsA}`, 'bpftool', '-j', 'net', 'show', 'dev', veth.ifA]);
       expect(net).to.include('"xdp"');
     });

@@ -139,7 +139,12 @@ describe('operating the daemon (real kernel)', function () {
     expect(result.code).to.equal(0);
     const status = JSON.parse(result.stdout) as {
       objects: Array<{ name: string; condition: string; programIds: string[] }>;
-      hooks: Array<{ hook: string; interface: string; chain: Array<{ programId: number; object: string }> }>;
+      hooks: Array<{
+        hook: string;
+        interface: string;
+        xdpMode: string;
+        chain: Array<{ programId: number; object: string; priority: number; proceedon: unknown }>;
+      }>;
     };
     const ids = status.objects.map((o) => Number(o.programIds[0]));
     expect(status.objects.map((o) => o.condition)).to.deep.equal(['Loaded', 'Loaded']);
@@ -148,6 +153,10 @@ describe('operating the daemon (real kernel)', function () {
     expect(status.hooks[0].interface).to.equal(veth.ifA);
     expect(status.hooks[0].chain.map((c) => c.programId)).to.deep.equal(ids);
     expect(status.hooks[0].chain.map((c) => c.object)).to.deep.equal(['xdp/one', 'xdp/two']);
+    expect(status.hooks[0].chain.map((c) => c.priority)).to.deep.equal([10, 20]);
+    expect(status.hooks[0].xdpMode).to.equal('native');
+    const table = await bpfd(['status', ...common()], veth.nsA);
+    expect(table.stdout).to.match(/1\. xdp\/one\s+program \d+\s+priority 10\s+proceedon default/);
 
     const got = await bpfd(['get', 'XdpProgram', 'two', '-o', 'json', ...common()], veth.nsA);
     expect(got.code).to.equal(0);
