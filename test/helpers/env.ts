@@ -214,10 +214,16 @@ export class Daemon {
   readonly child: ChildProcess;
   readonly done: Promise<BpfdResult>;
 
-  constructor(workspace: Workspace, netns?: string, extraArgs: string[] = []) {
+  constructor(
+    workspace: Workspace,
+    netns?: string,
+    extraArgs: string[] = [],
+    env: Record<string, string> = {},
+  ) {
     this.child = spawnBpfd(
       ['run', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot, '--log-format', 'json', ...extraArgs],
       netns,
+      env,
     );
     this.done = collect(this.child);
   }
