@@ -52,18 +52,27 @@ export async function planCommand(options: CommonOptions, output: string): Promi
   const { plan } = preview(snapshot, config);
   const lines = plan.actions.map(describeAction);
   if (output === 'json') {
-    process.stdout.write(JSON.stringify({ changes: lines, rejected: Object.fromEntries(plan.rejected) }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ changes: lines, rejected: Object.fromEntries(plan.rejected) }, null, 2) +
+        '\n',
+    );
   } else if (lines.length === 0) {
     process.stdout.write('No changes: the kernel matches the manifests.\n');
   } else {
-    process.stdout.write(lines.map((line) => `  ${line}`).join('\n') + `\n${lines.length} change(s).\n`);
+    process.stdout.write(
+      lines.map((line) => `  ${line}`).join('\n') + `\n${lines.length} change(s).\n`,
+    );
   }
   return plan.actions.length > 0 ? 2 : 0;
 }
 
 interface StatusDocument {
   kind?: string;
-  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: { programs?: Record<string, unknown> };
   status?: { conditions?: Array<{ type: string; status: string; message: string }> };
 }
@@ -82,7 +91,9 @@ interface ObjectRow {
 async function objectRows(config: Config, snapshot: ManifestSnapshot): Promise<ObjectRow[]> {
   const rows: ObjectRow[] = [];
   for (const { file } of snapshot.files) {
-    const documents = (await readSidecar(sidecarPath(file, config.manifestDir, config.statusDir))) as StatusDocument[];
+    const documents = (await readSidecar(
+      sidecarPath(file, config.manifestDir, config.statusDir),
+    )) as StatusDocument[];
     for (const document of documents) {
       if (document.kind === 'BpfProgram') continue;
       const name = document.metadata?.name ?? '';
@@ -134,14 +145,29 @@ function hookRows(observed: ObservedState, settings: Map<string, ChainSettings>)
     chain: d.chainIds.map((id, slot) => {
       const object = keysById.get(id) ?? '?';
       const { priority, proceedon } = settings.get(object) ?? {};
-      return { position: slot + 1, programId: id, object, priority, proceedon: proceedon ?? 'default' };
+      return {
+        position: slot + 1,
+        programId: id,
+        object,
+        priority,
+        proceedon: proceedon ?? 'default',
+      };
     }),
   }));
 }
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  return rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((row) =>
+        row
+          .map((cell, c) => cell.padEnd(widths[c]))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export async function inspect(
@@ -152,15 +178,23 @@ export async function inspect(
   const snapshot = await readSnapshot(config);
   const rows = await objectRows(config, snapshot);
   const format = (value: unknown) =>
-    query.output === 'json' ? JSON.stringify(value, null, 2) + '\n' : yaml.dump(value, { noRefs: true });
+    query.output === 'json'
+      ? JSON.stringify(value, null, 2) + '\n'
+      : yaml.dump(value, { noRefs: true });
 
   if (query.kind) {
-    const row = rows.find((r) => r.kind.toLowerCase() === query.kind!.toLowerCase() && r.name === query.name);
+    const row = rows.find(
+      (r) => r.kind.toLowerCase() === query.kind!.toLowerCase() && r.name === query.name,
+    );
     if (!row) {
       process.stderr.write(`bpfd: no ${query.kind} named ${query.name} in ${config.manifestDir}\n`);
       return 1;
     }
-    process.stdout.write(query.output === 'json' ? format(row.documents) : row.documents.map((d) => yaml.dump(d)).join('---\n'));
+    process.stdout.write(
+      query.output === 'json'
+        ? format(row.documents)
+        : row.documents.map((d) => yaml.dump(d)).join('---\n'),
+    );
     return 0;
   }
 
@@ -173,7 +207,14 @@ export async function inspect(
     return 0;
   }
   const objectTable = [['KIND', 'NAME', 'CONDITION', 'PROGRAM', 'ATTACHED', 'FILE']].concat(
-    rows.map((r) => [r.kind, r.name, r.condition, r.programIds.join(',') || '-', r.attachPoint || '-', r.file]),
+    rows.map((r) => [
+      r.kind,
+      r.name,
+      r.condition,
+      r.programIds.join(',') || '-',
+      r.attachPoint || '-',
+      r.file,
+    ]),
   );
   process.stdout.write(table(objectTable));
   for (const hook of hooks) {
@@ -182,7 +223,9 @@ export async function inspect(
         `dispatcher ${hook.dispatcherId ?? '-'} (revision ${hook.revision ?? '-'}, link ${hook.linkId ?? '-'})\n`,
     );
     for (const entry of hook.chain) {
-      const proceedon = Array.isArray(entry.proceedon) ? entry.proceedon.join(',') : entry.proceedon;
+      const proceedon = Array.isArray(entry.proceedon)
+        ? entry.proceedon.join(',')
+        : entry.proceedon;
       process.stdout.write(
         `  ${entry.position}. ${entry.object}  program ${entry.programId}  ` +
           `priority ${entry.priority ?? '?'}  proceedon ${proceedon}\n`,

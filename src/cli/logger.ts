@@ -22,7 +22,9 @@ export function createLogger(level: string, format: 'json' | 'human' | 'auto' = 
         const { level: numeric, msg, ...fields } = JSON.parse(line) as Record<string, unknown>;
         const name = LEVEL_NAMES[numeric as number] ?? String(numeric);
         const extra = Object.entries(fields)
-          .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+          .map(
+            ([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`,
+          )
           .join(' ');
         process.stdout.write(`${new Date().toISOString()} ${name} ${msg} ${extra}\n`);
       },

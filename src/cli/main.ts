@@ -75,7 +75,9 @@ function overrides(args: ParsedArgs) {
 }
 
 function print(value: unknown, format: string): void {
-  process.stdout.write(format === 'yaml' ? yaml.dump(value, { noRefs: true }) : JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(
+    format === 'yaml' ? yaml.dump(value, { noRefs: true }) : JSON.stringify(value, null, 2) + '\n',
+  );
 }
 
 async function validate(args: ParsedArgs): Promise<number> {
@@ -110,7 +112,8 @@ async function dispatch(command: string, argv: string[]): Promise<number> {
   switch (command) {
     case 'run': {
       const logFormat = (args.values.get('log-format') ?? 'auto') as 'json' | 'human' | 'auto';
-      if (!['json', 'human', 'auto'].includes(logFormat)) throw new UsageError('--log-format is json or human');
+      if (!['json', 'human', 'auto'].includes(logFormat))
+        throw new UsageError('--log-format is json or human');
       return run({ ...common, once: args.switches.has('once'), logFormat });
     }
     case 'validate':
@@ -121,7 +124,8 @@ async function dispatch(command: string, argv: string[]): Promise<number> {
       return inspect(common, { output: output ?? 'table' });
     case 'get': {
       const [kind, name] = args.positionals;
-      if (!kind || !name) throw new UsageError('get needs KIND and NAME, e.g. bpfd get XdpProgram my-prog');
+      if (!kind || !name)
+        throw new UsageError('get needs KIND and NAME, e.g. bpfd get XdpProgram my-prog');
       return inspect(common, { output: output ?? 'yaml', kind, name });
     }
     case 'schema':

@@ -132,7 +132,10 @@ export async function run(options: RunOptions): Promise<number> {
       reconciler = new Reconciler(config, statusWriter, logger);
       logger.info({ configFile: config.configFile }, 'configuration reloaded');
     } catch (err) {
-      logger.error({ err: (err as Error).message }, 'configuration not reloaded; keeping the old one');
+      logger.error(
+        { err: (err as Error).message },
+        'configuration not reloaded; keeping the old one',
+      );
     }
     loop.trigger('SIGHUP');
     await loop.idle();
@@ -144,8 +147,13 @@ export async function run(options: RunOptions): Promise<number> {
   metrics.markReady();
   notifySystemd(`READY=1\nSTATUS=watching ${config.manifestDir}`);
   const watchdogMs = watchdogIntervalMs();
-  const watchdog = watchdogMs ? setInterval(() => notifySystemd('WATCHDOG=1'), watchdogMs) : undefined;
-  logger.info({ manifestDir: config.manifestDir, bpffsRoot: config.bpffsRoot, node: config.nodeName }, 'daemon ready');
+  const watchdog = watchdogMs
+    ? setInterval(() => notifySystemd('WATCHDOG=1'), watchdogMs)
+    : undefined;
+  logger.info(
+    { manifestDir: config.manifestDir, bpffsRoot: config.bpffsRoot, node: config.nodeName },
+    'daemon ready',
+  );
 
   return new Promise<number>((resolve) => {
     const stop = async (signal: string) => {

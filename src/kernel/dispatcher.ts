@@ -84,7 +84,9 @@ export function hookDir(root: string, hook: Omit<Hook, 'ifname'>): string {
 }
 
 export function describeHook(hook: Hook): string {
-  return hook.kind === 'xdp' ? `xdp on ${hook.ifname}` : `tc ${hook.kind.slice(3)} on ${hook.ifname}`;
+  return hook.kind === 'xdp'
+    ? `xdp on ${hook.ifname}`
+    : `tc ${hook.kind.slice(3)} on ${hook.ifname}`;
 }
 
 function readLink(dir: string): LinkInfo | undefined {
@@ -254,7 +256,11 @@ export async function installChain(
       removePins(path.join(dir, name));
     }
   }
-  return { revision: Number(REVISION_PATTERN.exec(path.basename(revisionDir))![1]), dispatcherId: loaded.id, xdpMode: mode };
+  return {
+    revision: Number(REVISION_PATTERN.exec(path.basename(revisionDir))![1]),
+    dispatcherId: loaded.id,
+    xdpMode: mode,
+  };
 }
 
 /** Detaches the hook's dispatcher and removes every pin of it. */
@@ -295,4 +301,3 @@ export function chainProgramIds(revisionDir: string): number[] {
     return ids;
   });
 }
-

@@ -191,7 +191,9 @@ function bind() {
     bpf_prog_get_next_id: libbpf.func(
       'int bpf_prog_get_next_id(uint32_t start, _Out_ uint32_t *next)',
     ),
-    bpf_map_get_next_id: libbpf.func('int bpf_map_get_next_id(uint32_t start, _Out_ uint32_t *next)'),
+    bpf_map_get_next_id: libbpf.func(
+      'int bpf_map_get_next_id(uint32_t start, _Out_ uint32_t *next)',
+    ),
     bpf_link_get_next_id: libbpf.func(
       'int bpf_link_get_next_id(uint32_t start, _Out_ uint32_t *next)',
     ),
@@ -201,7 +203,9 @@ function bind() {
     close: libc.func('int close(int fd)'),
     if_nametoindex: libc.func('unsigned int if_nametoindex(const char *name)'),
     if_indextoname: libc.func('char *if_indextoname(unsigned int index, _Out_ uint8_t *name)'),
-    vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)'),
+    vsnprintf: libc.func(
+      'int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)',
+    ),
     mount: libc.func(
       'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
     ),

@@ -40,7 +40,12 @@ function linkCreateOptions(flags: number): Buffer {
 }
 
 function createLink(program: Fd, ifindex: number, attachType: number, flags: number, hook: string) {
-  const result = ffi().bpf_link_create(program.value, ifindex, attachType, linkCreateOptions(flags));
+  const result = ffi().bpf_link_create(
+    program.value,
+    ifindex,
+    attachType,
+    linkCreateOptions(flags),
+  );
   if (result === -16 /* EBUSY */ || result === -17 /* EEXIST */) {
     throw new HookBusyError(
       `${hook} already has a program that bpfd-gitops did not attach; it is left alone`,
@@ -145,11 +150,16 @@ export function attachTracepoint(program: Fd, tracepoint: string): Fd {
   const perfFd = Number(
     ffi().syscall(
       SYS_PERF_EVENT_OPEN,
-      'uint8_t *', attributes,
-      'int', -1,
-      'int', 0,
-      'int', -1,
-      'unsigned long', PERF_FLAG_FD_CLOEXEC,
+      'uint8_t *',
+      attributes,
+      'int',
+      -1,
+      'int',
+      0,
+      'int',
+      -1,
+      'unsigned long',
+      PERF_FLAG_FD_CLOEXEC,
     ),
   );
   const perfEvent = new Fd(check(perfFd, 'perf_event_open for tracepoint', tracepoint));

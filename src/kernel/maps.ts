@@ -5,7 +5,11 @@ import { withFds } from './fd.js';
 import { ffi } from './ffi.js';
 
 /** The value at `key` of the pinned map, or undefined when the key is absent. */
-export function lookupPinnedMap(pinPath: string, key: Buffer, valueSize: number): Buffer | undefined {
+export function lookupPinnedMap(
+  pinPath: string,
+  key: Buffer,
+  valueSize: number,
+): Buffer | undefined {
   const map = openPin(pinPath);
   return withFds([map], () => {
     const value = Buffer.alloc(valueSize);

@@ -24,7 +24,9 @@ function ipv4DefaultRoutes(): Array<{ iface: string; metric: number }> {
   const lines = fs.readFileSync('/proc/net/route', 'utf8').trim().split('\n').slice(1);
   return lines
     .map((line) => line.trim().split(/\s+/))
-    .filter((f) => f[1] === '00000000' && f[7] === '00000000' && (parseInt(f[3], 16) & RTF_UP) !== 0)
+    .filter(
+      (f) => f[1] === '00000000' && f[7] === '00000000' && (parseInt(f[3], 16) & RTF_UP) !== 0,
+    )
     .map((f) => ({ iface: f[0], metric: Number(f[6]) }));
 }
 

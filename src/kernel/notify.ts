@@ -15,7 +15,9 @@ export function notifySystemd(state: string, socketPath = process.env.NOTIFY_SOC
   const address = Buffer.alloc(2 + SUN_PATH_SIZE);
   address.writeUInt16LE(AF_UNIX, 0);
   // A leading @ names a socket in the abstract namespace.
-  const pathBytes = Buffer.from(socketPath.startsWith('@') ? `\0${socketPath.slice(1)}` : socketPath);
+  const pathBytes = Buffer.from(
+    socketPath.startsWith('@') ? `\0${socketPath.slice(1)}` : socketPath,
+  );
   pathBytes.copy(address, 2);
 
   const bindings = ffi();
@@ -23,7 +25,9 @@ export function notifySystemd(state: string, socketPath = process.env.NOTIFY_SOC
   if (fd < 0) return false;
   try {
     const message = Buffer.from(state);
-    const sent = Number(bindings.sendto(fd, message, message.length, 0, address, 2 + pathBytes.length));
+    const sent = Number(
+      bindings.sendto(fd, message, message.length, 0, address, 2 + pathBytes.length),
+    );
     return sent === message.length;
   } finally {
     bindings.close(fd);

@@ -10,7 +10,14 @@ import { faultPoint } from '../fault.js';
 import { pinObject, removePins } from './bpffs.js';
 import { check, errnoName } from './errno.js';
 import { Fd } from './fd.js';
-import { BPF_PROG_TYPE_XDP, BPF_XDP, BpfObjectOpenOpts, BTF_KIND_DATASEC, ffi, koffi } from './ffi.js';
+import {
+  BPF_PROG_TYPE_XDP,
+  BPF_XDP,
+  BpfObjectOpenOpts,
+  BTF_KIND_DATASEC,
+  ffi,
+  koffi,
+} from './ffi.js';
 import { programInfo } from './info.js';
 import { withLibbpfOutput } from './libbpf-log.js';
 
@@ -342,7 +349,9 @@ function pinLoaded(object: unknown, selected: ProgramEntry, request: LoadRequest
   try {
     const maps = pinObjectMaps(object, request.pinDir);
     faultPoint('after-map-pins');
-    const programFd = new Fd(check(bindings.bpf_program__fd(selected.handle), 'fd of', request.subject));
+    const programFd = new Fd(
+      check(bindings.bpf_program__fd(selected.handle), 'fd of', request.subject),
+    );
     pinObject(programFd, programPin);
     return {
       id: programInfo(programFd, request.subject).id,

@@ -109,8 +109,10 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     for (const result of RESULTS) this.reconciles.inc({ result }, 0);
-    for (const action of ACTIONS) for (const result of RESULTS) this.actions.inc({ action, result }, 0);
-    for (const kind of KINDS) for (const state of OBJECT_STATES) this.objects.set({ kind, state }, 0);
+    for (const action of ACTIONS)
+      for (const result of RESULTS) this.actions.inc({ action, result }, 0);
+    for (const kind of KINDS)
+      for (const state of OBJECT_STATES) this.objects.set({ kind, state }, 0);
     for (const hook of HOOK_KINDS) this.dispatchers.set({ hook }, 0);
     for (const result of PULL_RESULTS) this.imagePulls.inc({ result }, 0);
     this.kernelPrograms.set(0);
@@ -131,9 +133,14 @@ export class Metrics {
       }
     }
     this.invalidDocuments.set(result.outcomes.filter((o) => o.state === 'invalid').length);
-    this.kernelPrograms.set(result.observed.programs.filter((p) => p.programId !== undefined).length);
+    this.kernelPrograms.set(
+      result.observed.programs.filter((p) => p.programId !== undefined).length,
+    );
     for (const hook of HOOK_KINDS) {
-      this.dispatchers.set({ hook }, result.observed.dispatchers.filter((d) => d.hook.kind === hook && d.link).length);
+      this.dispatchers.set(
+        { hook },
+        result.observed.dispatchers.filter((d) => d.hook.kind === hook && d.link).length,
+      );
     }
     if (driftActions > 0) this.driftRepaired.inc(driftActions);
     if (ok) this.lastSuccess.setToCurrentTime();

@@ -71,10 +71,16 @@ function bytecodeDigest(objectPath: string): string {
   const stat = fs.statSync(objectPath);
   if (!stat.isFile()) throw new Error(`${objectPath} is not a regular file`);
   const cached = digestCache.get(objectPath);
-  if (cached && cached.size === stat.size && cached.mtimeMs === stat.mtimeMs && cached.ino === stat.ino) {
+  if (
+    cached &&
+    cached.size === stat.size &&
+    cached.mtimeMs === stat.mtimeMs &&
+    cached.ino === stat.ino
+  ) {
     return cached.digest;
   }
-  const digest = 'sha256:' + crypto.createHash('sha256').update(fs.readFileSync(objectPath)).digest('hex');
+  const digest =
+    'sha256:' + crypto.createHash('sha256').update(fs.readFileSync(objectPath)).digest('hex');
   digestCache.set(objectPath, { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino, digest });
   return digest;
 }
@@ -133,7 +139,8 @@ function resolveHook(object: ProgramObject, kindShort: KindShort): Hook | Blocke
       message: `interface ${ifname} does not exist on this node; the program attaches when it appears`,
     };
   }
-  const kind = kindShort === 'xdp' ? 'xdp' : spec.direction === 'egress' ? 'tc-egress' : 'tc-ingress';
+  const kind =
+    kindShort === 'xdp' ? 'xdp' : spec.direction === 'egress' ? 'tc-egress' : 'tc-ingress';
   return { kind, ifindex, ifname };
 }
 

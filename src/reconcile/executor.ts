@@ -101,7 +101,10 @@ export class Executor {
       case 'load':
       case 'attachTracepoint':
         report.errors.set(action.program.key, err);
-        logger.error({ object: action.program.key, action: action.type, err: message }, 'action failed');
+        logger.error(
+          { object: action.program.key, action: action.type, err: message },
+          'action failed',
+        );
         return;
       case 'installChain':
         for (const member of action.members) {
@@ -110,7 +113,10 @@ export class Executor {
         logger.error({ hook: describeHook(action.hook), err: message }, 'installing chain failed');
         return;
       default:
-        logger.error({ action: action.type, err: message }, 'cleanup failed; retried on the next reconcile');
+        logger.error(
+          { action: action.type, err: message },
+          'cleanup failed; retried on the next reconcile',
+        );
     }
   }
 
@@ -120,9 +126,18 @@ export class Executor {
       case 'load': {
         const { program } = action;
         removePins(program.pinDir);
-        const loaded = loadProgram({ ...program.load, pinDir: program.pinDir, subject: `${program.ref.kind}/${program.ref.name}` });
+        const loaded = loadProgram({
+          ...program.load,
+          pinDir: program.pinDir,
+          subject: `${program.ref.kind}/${program.ref.name}`,
+        });
         logger.info(
-          { object: program.key, file: program.ref.file, progId: loaded.id, pinDir: program.pinDir },
+          {
+            object: program.key,
+            file: program.ref.file,
+            progId: loaded.id,
+            pinDir: program.pinDir,
+          },
           'program loaded',
         );
         faultPoint('after-load');
@@ -145,7 +160,10 @@ export class Executor {
         return;
       case 'removeDispatcher':
         await removeDispatcher(this.root, action.dispatcher.hook);
-        logger.info({ hook: `${action.dispatcher.hook.kind}/${action.dispatcher.hook.ifindex}` }, 'dispatcher removed');
+        logger.info(
+          { hook: `${action.dispatcher.hook.kind}/${action.dispatcher.hook.ifindex}` },
+          'dispatcher removed',
+        );
         return;
       case 'removeStaleRevisions':
         for (const dir of removeStaleRevisions(action.dispatcher)) {
@@ -156,7 +174,8 @@ export class Executor {
         const { program } = action;
         // The running version stays while its replacement cannot load.
         if (report.keptPrevious.get(program.key) === program.programId) return;
-        if (report.errors.has(program.key) && previousVersion(observed, program.key) === program) return;
+        if (report.errors.has(program.key) && previousVersion(observed, program.key) === program)
+          return;
         faultPoint('before-unload');
         removePins(program.pinDir);
         removeEmptyParent(program.pinDir);
@@ -177,7 +196,10 @@ export class Executor {
       await removeDispatcher(this.root, hook);
       return;
     }
-    const entries = members.map((m) => ({ programPin: programPinPath(m.pinDir), proceedOn: m.proceedOn }));
+    const entries = members.map((m) => ({
+      programPin: programPinPath(m.pinDir),
+      proceedOn: m.proceedOn,
+    }));
     const result = await installChain(
       this.root,
       hook,

@@ -20,12 +20,16 @@ const KINDS: KindShort[] = ['xdp', 'tc', 'tracepoint'];
 function pinnedId(pinPath: string, read: 'program' | 'link'): number | undefined {
   const fd = openPinIfExists(pinPath);
   if (!fd) return undefined;
-  return withFds([fd], () => (read === 'program' ? programInfo(fd, pinPath) : linkInfo(fd, pinPath)).id);
+  return withFds(
+    [fd],
+    () => (read === 'program' ? programInfo(fd, pinPath) : linkInfo(fd, pinPath)).id,
+  );
 }
 
 function observeProgram(kind: KindShort, pinnedName: string, hashDir: string): ObservedProgram {
   const maps: Record<string, string> = {};
-  for (const map of listDir(path.join(hashDir, 'maps'))) maps[map] = path.join(hashDir, 'maps', map);
+  for (const map of listDir(path.join(hashDir, 'maps')))
+    maps[map] = path.join(hashDir, 'maps', map);
   return {
     key: `${kind}/${pinnedName}`,
     specHash: path.basename(hashDir),

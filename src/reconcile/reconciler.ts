@@ -54,7 +54,12 @@ function fingerprint(objects: DesiredObject[]): string {
     o.ref.kind,
     o.ref.name,
     o.program?.specHash,
-    o.program?.attach && [o.program.attach.hook.kind, o.program.attach.hook.ifindex, o.program.attach.priority, o.program.attach.proceedOn],
+    o.program?.attach && [
+      o.program.attach.hook.kind,
+      o.program.attach.hook.ifindex,
+      o.program.attach.priority,
+      o.program.attach.proceedOn,
+    ],
     o.blocker?.reason,
   ]);
   return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex');
@@ -96,8 +101,7 @@ export class Reconciler {
     await this.removeGoneSidecars(new Set(statuses.keys()));
 
     const retryWanted =
-      execution.errors.size > 0 ||
-      objects.some((o) => o.blocker?.reason === 'bytecode');
+      execution.errors.size > 0 || objects.some((o) => o.blocker?.reason === 'bytecode');
     const awaitedInterfaces = objects.flatMap((o) =>
       o.blocker?.reason === 'waitingForInterface' && o.blocker.ifname ? [o.blocker.ifname] : [],
     );
@@ -120,7 +124,10 @@ export class Reconciler {
       }
     } catch (err) {
       // A full disk or a read-only dir must not stop the kernel side; the next run retries.
-      this.logger.error({ file, err: err instanceof Error ? err.message : String(err) }, 'cannot write status');
+      this.logger.error(
+        { file, err: err instanceof Error ? err.message : String(err) },
+        'cannot write status',
+      );
     }
   }
 
@@ -131,7 +138,10 @@ export class Reconciler {
       try {
         await this.statusWriter.remove(file);
       } catch (err) {
-        this.logger.warn({ file, err: err instanceof Error ? err.message : String(err) }, 'cannot remove status');
+        this.logger.warn(
+          { file, err: err instanceof Error ? err.message : String(err) },
+          'cannot remove status',
+        );
       }
     }
   }

@@ -4,7 +4,12 @@
  */
 import type { ParsedFile } from '../api/index.js';
 import { BytecodeError, describeHook } from '../kernel/index.js';
-import { CONDITION, newCondition, type ConditionInput, type ObjectStatus } from '../status/index.js';
+import {
+  CONDITION,
+  newCondition,
+  type ConditionInput,
+  type ObjectStatus,
+} from '../status/index.js';
 import type { FileView } from '../watcher/index.js';
 import type { DesiredObject } from './desired.js';
 import type { ExecutionReport } from './executor.js';
@@ -31,7 +36,13 @@ interface Built {
   outcome: ObjectOutcome;
 }
 
-function invalidStatus(file: ParsedFile, index: number, kind: string, name: string | undefined, message: string): Built {
+function invalidStatus(
+  file: ParsedFile,
+  index: number,
+  kind: string,
+  name: string | undefined,
+  message: string,
+): Built {
   return {
     status: {
       index,
@@ -55,7 +66,10 @@ function loadedMessage(
   };
   if (program.tracepoint) {
     annotations['bpfd.io/attach-point'] = `tracepoint/${program.tracepoint}`;
-    return { message: `program id ${programId} attached to tracepoint ${program.tracepoint}`, annotations };
+    return {
+      message: `program id ${programId} attached to tracepoint ${program.tracepoint}`,
+      annotations,
+    };
   }
 
   const hook = program.attach!.hook;
@@ -98,7 +112,11 @@ function objectStatus(
   }
   const base = { index: ref.index, kind: ref.kind, name: ref.name, generation: ref.generation };
   const outcome = { file: ref.file, index: ref.index, kind: ref.kind, name: ref.name };
-  const bpfProgram = (conditions: ConditionInput[], programs = {}, annotations?: Record<string, string>) => ({
+  const bpfProgram = (
+    conditions: ConditionInput[],
+    programs = {},
+    annotations?: Record<string, string>,
+  ) => ({
     type: object.kindShort,
     programs,
     annotations,
@@ -109,26 +127,46 @@ function objectStatus(
     const { reason, message } = object.blocker;
     if (reason === 'duplicate' || reason === 'unsafe') {
       objectConditions.push(newCondition(CONDITION.invalid, message));
-      return { status: { ...base, objectConditions }, outcome: { ...outcome, state: 'invalid', message } };
+      return {
+        status: { ...base, objectConditions },
+        outcome: { ...outcome, state: 'invalid', message },
+      };
     }
     if (reason === 'notSelected') {
-      objectConditions.push(newCondition(CONDITION.reconcileSuccess, `nothing to load on ${nodeName}: ${message}`));
+      objectConditions.push(
+        newCondition(CONDITION.reconcileSuccess, `nothing to load on ${nodeName}: ${message}`),
+      );
       return {
-        status: { ...base, objectConditions, bpfProgram: bpfProgram([newCondition(CONDITION.notSelected, message)]) },
+        status: {
+          ...base,
+          objectConditions,
+          bpfProgram: bpfProgram([newCondition(CONDITION.notSelected, message)]),
+        },
         outcome: { ...outcome, state: 'notSelected', message },
       };
     }
     const kind = reason === 'bytecode' ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
     const waiting = object.program
-      ? observed.programs.find((p) => p.pinDir === object.program!.pinDir && p.programId !== undefined)
+      ? observed.programs.find(
+          (p) => p.pinDir === object.program!.pinDir && p.programId !== undefined,
+        )
       : undefined;
-    const fullMessage = waiting ? `${message} (program id ${waiting.programId} is loaded)` : message;
+    const fullMessage = waiting
+      ? `${message} (program id ${waiting.programId} is loaded)`
+      : message;
     objectConditions.push(
-      newCondition(reason === 'bytecode' ? CONDITION.reconcileError : CONDITION.notYetLoaded, fullMessage),
+      newCondition(
+        reason === 'bytecode' ? CONDITION.reconcileError : CONDITION.notYetLoaded,
+        fullMessage,
+      ),
     );
     const programs = waiting ? { [String(waiting.programId)]: waiting.maps } : {};
     return {
-      status: { ...base, objectConditions, bpfProgram: bpfProgram([newCondition(kind, fullMessage)], programs) },
+      status: {
+        ...base,
+        objectConditions,
+        bpfProgram: bpfProgram([newCondition(kind, fullMessage)], programs),
+      },
       outcome: { ...outcome, state: 'notLoaded', message: fullMessage },
     };
   }
@@ -136,12 +174,17 @@ function objectStatus(
   const program = object.program!;
   const error = execution.errors.get(program.key);
   const rejection = rejected.get(program.key);
-  const current = observed.programs.find((p) => p.pinDir === program.pinDir && p.programId !== undefined);
+  const current = observed.programs.find(
+    (p) => p.pinDir === program.pinDir && p.programId !== undefined,
+  );
   if (error !== undefined || rejection || !current) {
-    let message = rejection ?? (error !== undefined ? errorMessage(error) : 'program is not pinned after reconcile');
+    let message =
+      rejection ??
+      (error !== undefined ? errorMessage(error) : 'program is not pinned after reconcile');
     const kept = execution.keptPrevious.get(program.key);
     if (kept !== undefined) message += `; the previous version (program id ${kept}) keeps running`;
-    const kind = error instanceof BytecodeError ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
+    const kind =
+      error instanceof BytecodeError ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
     objectConditions.push(newCondition(CONDITION.reconcileError, message));
     return {
       status: { ...base, objectConditions, bpfProgram: bpfProgram([newCondition(kind, message)]) },
@@ -151,7 +194,9 @@ function objectStatus(
 
   const programId = current.programId!;
   const { message, annotations } = loadedMessage(object, programId, observed);
-  objectConditions.push(newCondition(CONDITION.reconcileSuccess, `loaded on ${nodeName}: ${message}`));
+  objectConditions.push(
+    newCondition(CONDITION.reconcileSuccess, `loaded on ${nodeName}: ${message}`),
+  );
   return {
     status: {
       ...base,
@@ -191,7 +236,9 @@ export function buildFileStatuses(
     for (const document of parsed.documents) {
       if (document.errors.length === 0 || effectiveIndexes.has(document.index)) continue;
       const message = document.errors.map((e) => e.message).join('; ');
-      built.push(invalidStatus(parsed, document.index, document.kind ?? '', document.name, message));
+      built.push(
+        invalidStatus(parsed, document.index, document.kind ?? '', document.name, message),
+      );
     }
 
     built.sort((a, b) => a.status.index - b.status.index);

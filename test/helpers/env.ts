@@ -44,7 +44,20 @@ export class VethPair {
   async create(): Promise<this> {
     await sh('ip', ['netns', 'add', this.nsA]);
     await sh('ip', ['netns', 'add', this.nsB]);
-    await sh('ip', ['-n', this.nsA, 'link', 'add', this.ifA, 'type', 'veth', 'peer', 'name', this.ifB, 'netns', this.nsB]);
+    await sh('ip', [
+      '-n',
+      this.nsA,
+      'link',
+      'add',
+      this.ifA,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      this.ifB,
+      'netns',
+      this.nsB,
+    ]);
     await sh('ip', ['-n', this.nsA, 'addr', 'add', `${this.addrA}/24`, 'dev', this.ifA]);
     await sh('ip', ['-n', this.nsB, 'addr', 'add', `${this.addrB}/24`, 'dev', this.ifB]);
     await sh('ip', ['-n', this.nsA, 'link', 'set', 'lo', 'up']);
@@ -56,7 +69,19 @@ export class VethPair {
   /** Pings A from B; resolves with the number of replies. */
   async pingAFromB(count: number): Promise<number> {
     try {
-      const out = await sh('ip', ['netns', 'exec', this.nsB, 'ping', '-c', String(count), '-i', '0.05', '-W', '1', this.addrA]);
+      const out = await sh('ip', [
+        'netns',
+        'exec',
+        this.nsB,
+        'ping',
+        '-c',
+        String(count),
+        '-i',
+        '0.05',
+        '-W',
+        '1',
+        this.addrA,
+      ]);
       return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
     } catch (err) {
       const out = String((err as { stdout?: string }).stdout ?? '');
@@ -109,7 +134,8 @@ export class Workspace {
   /** Writes a manifest atomically (write to a hidden name, then rename), like git does. */
   writeManifest(name: string, documents: object[] | string): string {
     const file = path.join(this.manifests, name);
-    const text = typeof documents === 'string' ? documents : documents.map((d) => yaml.dump(d)).join('---\n');
+    const text =
+      typeof documents === 'string' ? documents : documents.map((d) => yaml.dump(d)).join('---\n');
     const temporary = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(temporary, text);
@@ -122,14 +148,21 @@ export class Workspace {
   }
 
   statusOf(name: string): Array<Record<string, any>> {
-    const sidecar = path.join(this.manifests, name.replace(/\.ya?ml$/, (ext) => `.status${ext}`));
+    const sidecar = path.join(
+      this.manifests,
+      name.replace(/\.ya?ml$/, (ext) => `.status${ext}`),
+    );
     if (!fs.existsSync(sidecar)) return [];
-    return (yaml.loadAll(fs.readFileSync(sidecar, 'utf8')) as Array<Record<string, any>>).filter(Boolean);
+    return (yaml.loadAll(fs.readFileSync(sidecar, 'utf8')) as Array<Record<string, any>>).filter(
+      Boolean,
+    );
   }
 
   /** The BpfProgram document of `name` in the sidecar of `file`. */
   bpfProgram(file: string, name: string): Record<string, any> | undefined {
-    return this.statusOf(file).find((d) => d.kind === 'BpfProgram' && d.metadata.labels.ownedByProgram === name);
+    return this.statusOf(file).find(
+      (d) => d.kind === 'BpfProgram' && d.metadata.labels.ownedByProgram === name,
+    );
   }
 
   /** The current (last) condition type of an object's BpfProgram. */
@@ -188,15 +221,28 @@ export interface BpfdResult {
 }
 
 /** Runs `bpfd <args>` inside namespace `netns` (keeping the host's bpffs) and waits for it. */
-export function bpfd(args: string[], netns?: string, env: Record<string, string> = {}): Promise<BpfdResult> {
+export function bpfd(
+  args: string[],
+  netns?: string,
+  env: Record<string, string> = {},
+): Promise<BpfdResult> {
   const child = spawnBpfd(args, netns, env);
   return collect(child);
 }
 
-export function spawnBpfd(args: string[], netns?: string, env: Record<string, string> = {}): ChildProcess {
+export function spawnBpfd(
+  args: string[],
+  netns?: string,
+  env: Record<string, string> = {},
+): ChildProcess {
   const command = netns ? 'nsenter' : process.execPath;
-  const argv = netns ? [`--net=/run/netns/${netns}`, process.execPath, BPFD, ...args] : [BPFD, ...args];
-  return spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const argv = netns
+    ? [`--net=/run/netns/${netns}`, process.execPath, BPFD, ...args]
+    : [BPFD, ...args];
+  return spawn(command, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
 }
 
 function collect(child: ChildProcess): Promise<BpfdResult> {
@@ -221,7 +267,18 @@ export class Daemon {
     env: Record<string, string> = {},
   ) {
     this.child = spawnBpfd(
-      ['run', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot, '--log-format', 'json', ...extraArgs],
+      [
+        'run',
+        '--config',
+        workspace.configFile,
+        '--manifests',
+        workspace.manifests,
+        '--bpffs-root',
+        workspace.bpffsRoot,
+        '--log-format',
+        'json',
+        ...extraArgs,
+      ],
       netns,
       env,
     );
@@ -254,7 +311,8 @@ export async function eventually<T>(
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -282,13 +340,28 @@ export function u32(value: number): string {
 }
 
 export function xdpProgram(name: string, spec: Record<string, unknown>): object {
-  return { apiVersion: 'bpfd.io/v1alpha1', kind: 'XdpProgram', metadata: { name }, spec: { nodeselector: {}, priority: 50, ...spec } };
+  return {
+    apiVersion: 'bpfd.io/v1alpha1',
+    kind: 'XdpProgram',
+    metadata: { name },
+    spec: { nodeselector: {}, priority: 50, ...spec },
+  };
 }
 
 export function tcProgram(name: string, spec: Record<string, unknown>): object {
-  return { apiVersion: 'bpfd.io/v1alpha1', kind: 'TcProgram', metadata: { name }, spec: { nodeselector: {}, priority: 50, direction: 'ingress', ...spec } };
+  return {
+    apiVersion: 'bpfd.io/v1alpha1',
+    kind: 'TcProgram',
+    metadata: { name },
+    spec: { nodeselector: {}, priority: 50, direction: 'ingress', ...spec },
+  };
 }
 
 export function tracepointProgram(name: string, spec: Record<string, unknown>): object {
-  return { apiVersion: 'bpfd.io/v1alpha1', kind: 'TracepointProgram', metadata: { name }, spec: { nodeselector: {}, ...spec } };
+  return {
+    apiVersion: 'bpfd.io/v1alpha1',
+    kind: 'TracepointProgram',
+    metadata: { name },
+    spec: { nodeselector: {}, ...spec },
+  };
 }

@@ -50,7 +50,12 @@ describe('bpfd command line', () => {
     const result = await bpfd(['schema']);
     expect(result.code).to.equal(0);
     const schemas = JSON.parse(result.stdout) as Record<string, { properties: object }>;
-    expect(Object.keys(schemas).sort()).to.deep.equal(['BpfProgram', 'TcProgram', 'TracepointProgram', 'XdpProgram']);
+    expect(Object.keys(schemas).sort()).to.deep.equal([
+      'BpfProgram',
+      'TcProgram',
+      'TracepointProgram',
+      'XdpProgram',
+    ]);
     expect(schemas.XdpProgram.properties).to.have.property('spec');
   });
 

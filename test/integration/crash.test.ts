@@ -76,7 +76,20 @@ describe('crash safety (kill -9 between kernel actions)', function () {
   });
 
   const once = (env: Record<string, string> = {}) =>
-    bpfd(['run', '--once', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot], veth.nsA, env);
+    bpfd(
+      [
+        'run',
+        '--once',
+        '--config',
+        workspace.configFile,
+        '--manifests',
+        workspace.manifests,
+        '--bpffs-root',
+        workspace.bpffsRoot,
+      ],
+      veth.nsA,
+      env,
+    );
 
   for (const point of FAULT_POINTS) {
     it(`converges with no duplicates and no leaks after a crash at ${point}`, async () => {
@@ -88,19 +101,27 @@ describe('crash safety (kill -9 between kernel actions)', function () {
       if (scenario === 'delete') workspace.removeManifest('all.yaml');
 
       const crashed = await once({ BPFD_TEST_FAULT: point });
-      expect(crashed.signal, `${point} was not reached:\n${crashed.stdout}${crashed.stderr}`).to.equal('SIGKILL');
+      expect(
+        crashed.signal,
+        `${point} was not reached:\n${crashed.stdout}${crashed.stderr}`,
+      ).to.equal('SIGKILL');
 
       const recovered = await once();
       expect(recovered.code, recovered.stdout + recovered.stderr).to.equal(0);
       const observed = observe(workspace.bpffsRoot);
       if (scenario !== 'delete') {
         const names = ['first', 'second', 'opens'];
-        for (const name of names) expect(workspace.condition('all.yaml', name)?.type, name).to.equal('Loaded');
+        for (const name of names)
+          expect(workspace.condition('all.yaml', name)?.type, name).to.equal('Loaded');
         for (const program of observed.programs) {
           expect(Object.keys(program.maps), `${program.key} map pins`).to.have.length(1);
         }
         // one version per object, one revision per hook, every chain entry a pinned program
-        expect(observed.programs.map((p) => p.key).sort()).to.deep.equal(['tracepoint/opens', 'xdp/first', 'xdp/second']);
+        expect(observed.programs.map((p) => p.key).sort()).to.deep.equal([
+          'tracepoint/opens',
+          'xdp/first',
+          'xdp/second',
+        ]);
         expect(observed.dispatchers).to.have.length(1);
         expect(observed.dispatchers[0].revisions).to.have.length(1);
         const expectedOrder = scenario === 'reorder' ? ['second', 'first'] : ['first', 'second'];

@@ -73,7 +73,15 @@ describe('bpfd run (daemon, real kernel)', function () {
       const annotations = workspace.bpfProgram('xdp.yaml', 'counter')!.metadata.annotations;
       expect(annotations['bpfd.io/xdp-mode']).to.equal('native');
       expect(annotations['bpfd.io/attach-point']).to.equal(`xdp on ${veth.ifA}`);
-      const net = await sh('nsenter', [`--net=/run/netns/${veth.nsA}`, 'bpftool', '-j', 'net', 'show', 'dev', veth.ifA]);
+      const net = await sh('nsenter', [
+        `--net=/run/netns/${veth.nsA}`,
+        'bpftool',
+        '-j',
+        'net',
+        'show',
+        'dev',
+        veth.ifA,
+      ]);
       expect(net).to.include('"xdp"');
     });
 
@@ -96,7 +104,12 @@ describe('bpfd run (daemon, real kernel)', function () {
       workspace.writeManifest('xdp.yaml', [xdpCounter('edited', veth.ifA, XDP_DROP)]);
       const secondId = await eventually('a new program id', () => {
         const id = workspace.programIdOf('xdp.yaml', 'edited');
-        return id !== undefined && id !== firstId && workspace.condition('xdp.yaml', 'edited')?.type === 'Loaded' && id;
+        return (
+          id !== undefined &&
+          id !== firstId &&
+          workspace.condition('xdp.yaml', 'edited')?.type === 'Loaded' &&
+          id
+        );
       });
       expect(programIds().has(secondId)).to.equal(true);
       await eventually('old program freed', () => !programIds().has(firstId));
@@ -113,7 +126,10 @@ describe('bpfd run (daemon, real kernel)', function () {
       workspace.removeManifest('xdp.yaml');
       await eventually('program freed', () => !programIds().has(id));
       await eventually('pins gone', () => workspace.pins().length === 0);
-      await eventually('program count back', () => [...programIds()].filter((p) => !before.has(p)).length === 0);
+      await eventually(
+        'program count back',
+        () => [...programIds()].filter((p) => !before.has(p)).length === 0,
+      );
       expect(fs.existsSync(path.join(workspace.manifests, 'xdp.status.yaml'))).to.equal(false);
     });
 
@@ -126,7 +142,19 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(stopped.code).to.equal(0);
       expect(programIds().has(id!)).to.equal(true);
 
-      const again = await bpfd(['run', '--once', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot], veth.nsA);
+      const again = await bpfd(
+        [
+          'run',
+          '--once',
+          '--config',
+          workspace.configFile,
+          '--manifests',
+          workspace.manifests,
+          '--bpffs-root',
+          workspace.bpffsRoot,
+        ],
+        veth.nsA,
+      );
       expect(again.code, again.stdout + again.stderr).to.equal(0);
       expect(again.stdout).not.to.include('program loaded');
       expect(workspace.programIdOf('xdp.yaml', 'kept')).to.equal(id);
@@ -138,9 +166,14 @@ describe('bpfd run (daemon, real kernel)', function () {
       await loaded('xdp.yaml', 'stable');
       const id = workspace.programIdOf('xdp.yaml', 'stable');
 
-      workspace.writeManifest('xdp.yaml', 'apiVersion: bpfd.io/v1alpha1\nkind: XdpProgram\n  metadata: [broken\n');
+      workspace.writeManifest(
+        'xdp.yaml',
+        'apiVersion: bpfd.io/v1alpha1\nkind: XdpProgram\n  metadata: [broken\n',
+      );
       const lastKnownGood = await eventually('LastKnownGood condition', () =>
-        workspace.statusOf('xdp.yaml')[0]?.status?.conditions?.find((c: { type: string }) => c.type === 'LastKnownGood'),
+        workspace
+          .statusOf('xdp.yaml')[0]
+          ?.status?.conditions?.find((c: { type: string }) => c.type === 'LastKnownGood'),
       );
       expect(lastKnownGood.message).to.include('xdp.yaml');
       expect(workspace.programIdOf('xdp.yaml', 'stable')).to.equal(id);
@@ -169,28 +202,65 @@ describe('bpfd run (daemon, real kernel)', function () {
       });
       expect(waiting.message).to.include('bgtlate0');
 
-      await sh('ip', ['-n', veth.nsA, 'link', 'add', 'bgtlate0', 'type', 'veth', 'peer', 'name', 'bgtlate1']);
+      await sh('ip', [
+        '-n',
+        veth.nsA,
+        'link',
+        'add',
+        'bgtlate0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'bgtlate1',
+      ]);
       await sh('ip', ['-n', veth.nsA, 'link', 'set', 'bgtlate0', 'up']);
       await loaded('xdp.yaml', 'later');
     });
 
     it('keeps the program loaded while its interface is gone and re-attaches it when it is back', async () => {
-      await sh('ip', ['-n', veth.nsA, 'link', 'add', 'bgtflap0', 'type', 'veth', 'peer', 'name', 'bgtflap1']);
+      await sh('ip', [
+        '-n',
+        veth.nsA,
+        'link',
+        'add',
+        'bgtflap0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'bgtflap1',
+      ]);
       start();
       workspace.writeManifest('xdp.yaml', [xdpCounter('flapping', 'bgtflap0')]);
       await loaded('xdp.yaml', 'flapping');
       const id = workspace.programIdOf('xdp.yaml', 'flapping');
 
       await sh('ip', ['-n', veth.nsA, 'link', 'del', 'bgtflap0']);
-      const gone = await eventually('NotLoaded after removal', () => {
-        const c = workspace.condition('xdp.yaml', 'flapping');
-        return c?.type === 'NotLoaded' && c;
-      }, 60_000);
+      const gone = await eventually(
+        'NotLoaded after removal',
+        () => {
+          const c = workspace.condition('xdp.yaml', 'flapping');
+          return c?.type === 'NotLoaded' && c;
+        },
+        60_000,
+      );
       expect(gone.message).to.include('bgtflap0');
       expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
       expect(workspace.pins().some((p) => p.includes('/dispatchers/'))).to.equal(false);
 
-      await sh('ip', ['-n', veth.nsA, 'link', 'add', 'bgtflap0', 'type', 'veth', 'peer', 'name', 'bgtflap1']);
+      await sh('ip', [
+        '-n',
+        veth.nsA,
+        'link',
+        'add',
+        'bgtflap0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'bgtflap1',
+      ]);
       await loaded('xdp.yaml', 'flapping');
       expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
     });
@@ -291,7 +361,18 @@ describe('bpfd run (daemon, real kernel)', function () {
       start();
       workspace.writeManifest('xdp.yaml', [xdpCounter('locked', veth.ifA)]);
       await loaded('xdp.yaml', 'locked');
-      const second = await bpfd(['run', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot], veth.nsA);
+      const second = await bpfd(
+        [
+          'run',
+          '--config',
+          workspace.configFile,
+          '--manifests',
+          workspace.manifests,
+          '--bpffs-root',
+          workspace.bpffsRoot,
+        ],
+        veth.nsA,
+      );
       expect(second.code).to.equal(1);
       expect(second.stderr).to.include('another bpfd daemon already manages');
     });

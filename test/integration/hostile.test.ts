@@ -30,9 +30,24 @@ describe('hostile filesystem (real kernel)', function () {
   });
 
   const once = () =>
-    bpfd(['run', '--once', '--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot], veth.nsA);
+    bpfd(
+      [
+        'run',
+        '--once',
+        '--config',
+        workspace.configFile,
+        '--manifests',
+        workspace.manifests,
+        '--bpffs-root',
+        workspace.bpffsRoot,
+      ],
+      veth.nsA,
+    );
   const invalidMessage = () =>
-    workspace.statusOf('x.yaml')[0]?.status?.conditions?.find((c: { type: string }) => c.type === 'Invalid')?.message as string | undefined;
+    workspace
+      .statusOf('x.yaml')[0]
+      ?.status?.conditions?.find((c: { type: string }) => c.type === 'Invalid')?.message as
+      string | undefined;
 
   it('refuses a manifest that group or others can write, and loads it once fixed', async () => {
     const file = workspace.writeManifest('x.yaml', [counter(veth.ifA)]);
@@ -53,7 +68,8 @@ describe('hostile filesystem (real kernel)', function () {
     fs.chownSync(sub, 65534, 65534);
     workspace.writeManifest('team/x.yaml', [counter(veth.ifA)]);
     expect((await once()).code).to.equal(1);
-    const message = workspace.statusOf('team/x.yaml')[0]?.status?.conditions?.at(-1)?.message as string;
+    const message = workspace.statusOf('team/x.yaml')[0]?.status?.conditions?.at(-1)
+      ?.message as string;
     expect(message).to.include('belongs to uid 65534');
     expect(workspace.pins()).to.deep.equal([]);
   });
@@ -91,6 +107,8 @@ describe('hostile filesystem (real kernel)', function () {
     workspace.writeManifest('x.yaml', [counter(veth.ifA)]);
     expect((await once()).code).to.equal(0);
     expect(fs.readFileSync(victim, 'utf8')).to.equal('precious\n');
-    expect(fs.lstatSync(path.join(workspace.manifests, 'x.status.yaml')).isSymbolicLink()).to.equal(false);
+    expect(fs.lstatSync(path.join(workspace.manifests, 'x.status.yaml')).isSymbolicLink()).to.equal(
+      false,
+    );
   });
 });

@@ -59,14 +59,24 @@ describe('operating the daemon (real kernel)', function () {
     await veth.cleanup();
   });
 
-  const common = () => ['--config', workspace.configFile, '--manifests', workspace.manifests, '--bpffs-root', workspace.bpffsRoot];
+  const common = () => [
+    '--config',
+    workspace.configFile,
+    '--manifests',
+    workspace.manifests,
+    '--bpffs-root',
+    workspace.bpffsRoot,
+  ];
   const loaded = (file: string, name: string) =>
     eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
 
   it('serves metrics that match the reconcile, and health and readiness', async () => {
     workspace.writeManifest('xdp.yaml', [xdpCounter('metered', veth.ifA)]);
     daemon = new Daemon(workspace, veth.nsA);
-    const ready = await eventually('readyz 200', async () => (await get(veth.nsA, `${workspace.metricsUrl}/readyz`)).status === 200);
+    const ready = await eventually(
+      'readyz 200',
+      async () => (await get(veth.nsA, `${workspace.metricsUrl}/readyz`)).status === 200,
+    );
     expect(ready).to.equal(true);
     // ready means the first reconcile is done: the status is already there
     expect(workspace.condition('xdp.yaml', 'metered')?.type).to.equal('Loaded');
@@ -90,23 +100,40 @@ describe('operating the daemon (real kernel)', function () {
     const [linkPin] = workspace.pins().filter((p) => p.endsWith('/link'));
     fs.rmSync(linkPin);
     await eventually('link pin back', () => fs.existsSync(linkPin));
-    const net = await sh('nsenter', [`--net=/run/netns/${veth.nsA}`, 'bpftool', 'net', 'show', 'dev', veth.ifA]);
+    const net = await sh('nsenter', [
+      `--net=/run/netns/${veth.nsA}`,
+      'bpftool',
+      'net',
+      'show',
+      'dev',
+      veth.ifA,
+    ]);
     expect(net).to.match(/xdp/);
 
-    const programPin = workspace.pins().find((p) => p.includes('/programs/') && p.endsWith('/prog'))!;
+    const programPin = workspace
+      .pins()
+      .find((p) => p.includes('/programs/') && p.endsWith('/prog'))!;
     const oldId = workspace.programIdOf('xdp.yaml', 'drifting');
     fs.rmSync(programPin);
-    await eventually('program reloaded', () => fs.existsSync(programPin) && workspace.programIdOf('xdp.yaml', 'drifting') !== oldId);
+    await eventually(
+      'program reloaded',
+      () => fs.existsSync(programPin) && workspace.programIdOf('xdp.yaml', 'drifting') !== oldId,
+    );
     const { body } = await get(veth.nsA, `${workspace.metricsUrl}/metrics`);
     expect(metricValue(body, 'bpfd_drift_repaired_total')! >= 2).to.equal(true);
   });
 
   it('reloads the config on SIGHUP and reconciles at once', async () => {
-    const selective = xdpCounter('labelled', veth.ifA, { nodeselector: { matchLabels: { role: 'edge' } } });
+    const selective = xdpCounter('labelled', veth.ifA, {
+      nodeselector: { matchLabels: { role: 'edge' } },
+    });
     workspace.writeManifest('xdp.yaml', [selective]);
     workspace.writeConfig({ resync: '0 0 1 1 *' });
     daemon = new Daemon(workspace, veth.nsA);
-    await eventually('NotSelected', () => workspace.condition('xdp.yaml', 'labelled')?.type === 'NotSelected');
+    await eventually(
+      'NotSelected',
+      () => workspace.condition('xdp.yaml', 'labelled')?.type === 'NotSelected',
+    );
 
     workspace.writeConfig({ resync: '0 0 1 1 *', nodeLabels: { role: 'edge' } });
     daemon.child.kill('SIGHUP');
@@ -131,7 +158,10 @@ describe('operating the daemon (real kernel)', function () {
   });
 
   it('status -o json matches the kernel', async () => {
-    workspace.writeManifest('xdp.yaml', [xdpCounter('one', veth.ifA, { priority: 10 }), xdpCounter('two', veth.ifA, { priority: 20 })]);
+    workspace.writeManifest('xdp.yaml', [
+      xdpCounter('one', veth.ifA, { priority: 10 }),
+      xdpCounter('two', veth.ifA, { priority: 20 }),
+    ]);
     const applied = await bpfd(['run', '--once', ...common()], veth.nsA);
     expect(applied.code, applied.stderr).to.equal(0);
 

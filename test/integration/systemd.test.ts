@@ -6,7 +6,16 @@ import { promisify } from 'node:util';
 
 import { expect } from 'chai';
 
-import { Daemon, eventually, OBJECTS, REPO, u32, VethPair, Workspace, xdpProgram } from '../helpers/env.js';
+import {
+  Daemon,
+  eventually,
+  OBJECTS,
+  REPO,
+  u32,
+  VethPair,
+  Workspace,
+  xdpProgram,
+} from '../helpers/env.js';
 import { NotifySocket } from '../helpers/notify-socket.js';
 
 const run = promisify(execFile);
@@ -20,9 +29,11 @@ describe('systemd integration', function () {
     const unit = path.join(dir, 'bpfd.service');
     const text = fs.readFileSync(path.join(REPO, 'systemd/bpfd.service'), 'utf8');
     fs.writeFileSync(unit, text.replaceAll('/usr/local/bin/bpfd', path.join(REPO, 'bin/bpfd')));
-    const { stderr } = await run('systemd-analyze', ['verify', unit]).finally(() => fs.rmSync(dir, { recursive: true })).catch((err) => {
-      throw new Error(`systemd-analyze verify failed:\n${err.stderr ?? err}`);
-    });
+    const { stderr } = await run('systemd-analyze', ['verify', unit])
+      .finally(() => fs.rmSync(dir, { recursive: true }))
+      .catch((err) => {
+        throw new Error(`systemd-analyze verify failed:\n${err.stderr ?? err}`);
+      });
     expect(stderr).not.to.match(/bpfd\.service:\d+:/);
   });
 
@@ -62,7 +73,10 @@ describe('systemd integration', function () {
       await eventually('READY=1', () => notify.drain().some((m) => m.startsWith('READY=1')));
       // ready implies the first reconcile wrote its status
       expect(workspace.condition('xdp.yaml', 'notified')?.type).to.equal('Loaded');
-      await eventually('two watchdog pings', () => notify.drain().filter((m) => m === 'WATCHDOG=1').length >= 2);
+      await eventually(
+        'two watchdog pings',
+        () => notify.drain().filter((m) => m === 'WATCHDOG=1').length >= 2,
+      );
 
       const stopped = await daemon.stop();
       expect(stopped.code).to.equal(0);

@@ -12,28 +12,79 @@ import type {
 const ROOT = '/sys/fs/bpf/plan-test';
 const ETH0: Hook = { kind: 'xdp', ifindex: 2, ifname: 'eth0' };
 
-function desired(name: string, options: { priority?: number; hash?: string; hook?: Hook; proceedOn?: number; tracepoint?: string } = {}): DesiredProgram {
+function desired(
+  name: string,
+  options: {
+    priority?: number;
+    hash?: string;
+    hook?: Hook;
+    proceedOn?: number;
+    tracepoint?: string;
+  } = {},
+): DesiredProgram {
   const kindShort = options.tracepoint ? 'tracepoint' : 'xdp';
   const hash = options.hash ?? 'h1';
   return {
-    ref: { kind: options.tracepoint ? 'TracepointProgram' : 'XdpProgram', name, file: '/m/a.yaml', index: 0 },
+    ref: {
+      kind: options.tracepoint ? 'TracepointProgram' : 'XdpProgram',
+      name,
+      file: '/m/a.yaml',
+      index: 0,
+    },
     key: `${kindShort}/${name}`,
     kindShort,
     specHash: hash,
     pinDir: `${ROOT}/programs/${kindShort}/${name}/${hash}`,
-    load: { objectPath: '/o.o', bytecodeDigest: 'sha256:x', sectionName: 's', programType: 6, globalData: new Map() },
+    load: {
+      objectPath: '/o.o',
+      bytecodeDigest: 'sha256:x',
+      sectionName: 's',
+      programType: 6,
+      globalData: new Map(),
+    },
     tracepoint: options.tracepoint,
-    attach: options.tracepoint ? undefined : { hook: options.hook ?? ETH0, priority: options.priority ?? 50, proceedOn: options.proceedOn ?? 0x80000004 },
+    attach: options.tracepoint
+      ? undefined
+      : {
+          hook: options.hook ?? ETH0,
+          priority: options.priority ?? 50,
+          proceedOn: options.proceedOn ?? 0x80000004,
+        },
   };
 }
 
-function observedProgram(program: DesiredProgram, programId: number, linkId?: number): ObservedProgram {
-  return { key: program.key, specHash: program.specHash, pinDir: program.pinDir, programId, maps: {}, linkId };
+function observedProgram(
+  program: DesiredProgram,
+  programId: number,
+  linkId?: number,
+): ObservedProgram {
+  return {
+    key: program.key,
+    specHash: program.specHash,
+    pinDir: program.pinDir,
+    programId,
+    maps: {},
+    linkId,
+  };
 }
 
-function dispatcher(programs: DesiredProgram[], chainIds: number[], hook: Hook = ETH0): ObservedDispatcherState {
-  const members = programs.map((p) => ({ key: p.key, specHash: p.specHash, pinDir: p.pinDir, proceedOn: p.attach!.proceedOn }));
-  const current = { number: 1, chainHash: chainHash(members), dir: `${ROOT}/dispatchers/xdp/2/rev_1_x`, programId: 900 };
+function dispatcher(
+  programs: DesiredProgram[],
+  chainIds: number[],
+  hook: Hook = ETH0,
+): ObservedDispatcherState {
+  const members = programs.map((p) => ({
+    key: p.key,
+    specHash: p.specHash,
+    pinDir: p.pinDir,
+    proceedOn: p.attach!.proceedOn,
+  }));
+  const current = {
+    number: 1,
+    chainHash: chainHash(members),
+    dir: `${ROOT}/dispatchers/xdp/2/rev_1_x`,
+    programId: 900,
+  };
   return {
     hook: { kind: hook.kind, ifindex: hook.ifindex },
     dir: `${ROOT}/dispatchers/${hook.kind}/${hook.ifindex}`,
@@ -57,7 +108,10 @@ describe('planner', () => {
   it('plans nothing when the kernel already matches', () => {
     const a = desired('a');
     const b = desired('b', { priority: 60 });
-    const state = { programs: [observedProgram(a, 11), observedProgram(b, 12)], dispatchers: [dispatcher([a, b], [11, 12])] };
+    const state = {
+      programs: [observedProgram(a, 11), observedProgram(b, 12)],
+      dispatchers: [dispatcher([a, b], [11, 12])],
+    };
     expect(plan([a, b], state).actions).to.deep.equal([]);
   });
 
@@ -67,13 +121,18 @@ describe('planner', () => {
     const a = desired('a', { priority: 20 });
     const actions = plan([b, c, a], { programs: [], dispatchers: [] }).actions;
     const install = actions.find((x) => x.type === 'installChain');
-    expect(install && install.type === 'installChain' && install.members.map((m) => m.key)).to.deep.equal(['xdp/c', 'xdp/a', 'xdp/b']);
+    expect(
+      install && install.type === 'installChain' && install.members.map((m) => m.key),
+    ).to.deep.equal(['xdp/c', 'xdp/a', 'xdp/b']);
   });
 
   it('swaps the chain when the order changes, without reloading programs', () => {
     const a = desired('a', { priority: 10 });
     const b = desired('b', { priority: 20 });
-    const state = { programs: [observedProgram(a, 11), observedProgram(b, 12)], dispatchers: [dispatcher([a, b], [11, 12])] };
+    const state = {
+      programs: [observedProgram(a, 11), observedProgram(b, 12)],
+      dispatchers: [dispatcher([a, b], [11, 12])],
+    };
     const swapped = [desired('a', { priority: 30 }), b];
     expect(types(state, swapped)).to.deep.equal(['installChain']);
   });
@@ -87,12 +146,19 @@ describe('planner', () => {
   it('loads the new version before the swap and unloads the old one after it', () => {
     const old = desired('a', { hash: 'old' });
     const state = { programs: [observedProgram(old, 11)], dispatchers: [dispatcher([old], [11])] };
-    expect(types(state, [desired('a', { hash: 'new' })])).to.deep.equal(['load', 'installChain', 'unload']);
+    expect(types(state, [desired('a', { hash: 'new' })])).to.deep.equal([
+      'load',
+      'installChain',
+      'unload',
+    ]);
   });
 
   it('reloads a program whose pin vanished and rebuilds its chain', () => {
     const a = desired('a');
-    const state = { programs: [{ ...observedProgram(a, 11), programId: undefined }], dispatchers: [dispatcher([a], [11])] };
+    const state = {
+      programs: [{ ...observedProgram(a, 11), programId: undefined }],
+      dispatchers: [dispatcher([a], [11])],
+    };
     expect(types(state, [a])).to.deep.equal(['load', 'installChain']);
   });
 
@@ -104,7 +170,10 @@ describe('planner', () => {
 
   it('re-attaches when the link pin is gone', () => {
     const a = desired('a');
-    const state = { programs: [observedProgram(a, 11)], dispatchers: [{ ...dispatcher([a], [11]), link: undefined, current: undefined }] };
+    const state = {
+      programs: [observedProgram(a, 11)],
+      dispatchers: [{ ...dispatcher([a], [11]), link: undefined, current: undefined }],
+    };
     expect(types(state, [a])).to.deep.equal(['installChain']);
   });
 
@@ -124,21 +193,44 @@ describe('planner', () => {
   it('removes revisions the link does not run', () => {
     const a = desired('a');
     const current = dispatcher([a], [11]);
-    const stale = { number: 0, chainHash: 'dead', dir: `${ROOT}/dispatchers/xdp/2/rev_0_dead`, programId: 5 };
-    const state = { programs: [observedProgram(a, 11)], dispatchers: [{ ...current, revisions: [stale, current.current!] }] };
+    const stale = {
+      number: 0,
+      chainHash: 'dead',
+      dir: `${ROOT}/dispatchers/xdp/2/rev_0_dead`,
+      programId: 5,
+    };
+    const state = {
+      programs: [observedProgram(a, 11)],
+      dispatchers: [{ ...current, revisions: [stale, current.current!] }],
+    };
     expect(types(state, [a])).to.deep.equal(['removeStaleRevisions']);
   });
 
   it('attaches tracepoints and re-attaches one whose link is gone', () => {
     const t = desired('t', { tracepoint: 'syscalls/sys_enter_openat' });
-    expect(types({ programs: [], dispatchers: [] }, [t])).to.deep.equal(['load', 'attachTracepoint']);
+    expect(types({ programs: [], dispatchers: [] }, [t])).to.deep.equal([
+      'load',
+      'attachTracepoint',
+    ]);
     expect(types({ programs: [observedProgram(t, 5, 9)], dispatchers: [] }, [t])).to.deep.equal([]);
-    expect(types({ programs: [observedProgram(t, 5)], dispatchers: [] }, [t])).to.deep.equal(['attachTracepoint']);
+    expect(types({ programs: [observedProgram(t, 5)], dispatchers: [] }, [t])).to.deep.equal([
+      'attachTracepoint',
+    ]);
   });
 
   it(`admits ${MAX_CHAIN_LENGTH} programs per hook and rejects the newcomer beyond that`, () => {
-    const running = Array.from({ length: MAX_CHAIN_LENGTH }, (_, i) => desired(`p${String(i).padStart(2, '0')}`, { priority: 100 + i }));
-    const state = { programs: running.map((p, i) => observedProgram(p, 100 + i)), dispatchers: [dispatcher(running, running.map((_, i) => 100 + i))] };
+    const running = Array.from({ length: MAX_CHAIN_LENGTH }, (_, i) =>
+      desired(`p${String(i).padStart(2, '0')}`, { priority: 100 + i }),
+    );
+    const state = {
+      programs: running.map((p, i) => observedProgram(p, 100 + i)),
+      dispatchers: [
+        dispatcher(
+          running,
+          running.map((_, i) => 100 + i),
+        ),
+      ],
+    };
     const newcomer = desired('first', { priority: 1 });
     const result = plan([...running, newcomer], state);
     expect([...result.rejected.keys()]).to.deep.equal(['xdp/first']);
@@ -149,7 +241,10 @@ describe('planner', () => {
   it('keeps hooks independent: a change on one interface leaves the other alone', () => {
     const a = desired('a');
     const b = desired('b', { hook: { kind: 'xdp', ifindex: 3, ifname: 'eth1' } });
-    const state = { programs: [observedProgram(a, 11), observedProgram(b, 12)], dispatchers: [dispatcher([a], [11]), dispatcher([b], [12], b.attach!.hook)] };
+    const state = {
+      programs: [observedProgram(a, 11), observedProgram(b, 12)],
+      dispatchers: [dispatcher([a], [11]), dispatcher([b], [12], b.attach!.hook)],
+    };
     const changed = desired('b', { hook: b.attach!.hook, proceedOn: 1 });
     const actions = plan([a, changed], state).actions;
     expect(actions.map((x) => x.type)).to.deep.equal(['installChain']);
