@@ -189,7 +189,8 @@ write_workspace() {
   work_dir="$(mktemp -d /tmp/bpfd-demo.XXXXXX)"
   mkdir -m 0755 "${work_dir}/programs.d" "${work_dir}/state"
   chmod 0755 "${work_dir}"
-  cp "${repo_root}"/examples/manifests/*.yaml "${work_dir}/programs.d/"
+  # Mode 0644 whatever the caller's umask: strictModes refuses group- or world-writable files.
+  install -m 0644 -t "${work_dir}/programs.d" "${repo_root}"/examples/manifests/*.yaml
   cat >"${work_dir}/config.yaml" <<EOF
 # Node config of the demo daemon (scripts/demo.sh); see examples/config.yaml for every key.
 nodeName: demo-node
@@ -380,6 +381,9 @@ check_counters() {
 main() {
   parse_args "$@"
   require_root
+  if root_is_locked; then
+    fail "another demo is running (its daemon holds ${BPFFS_ROOT}); stop it with Ctrl-C first"
+  fi
   if has_leftovers; then
     fail "namespaces or pins of an earlier demo are still there; run: sudo $0 --cleanup"
   fi
