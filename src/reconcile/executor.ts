@@ -88,24 +88,34 @@ export class Executor {
         report.applied.push({ type: action.type, ok: true });
       } catch (err) {
         report.applied.push({ type: action.type, ok: false });
-        this.recordFailure(action, err, report);
+        this.recordFailure(action, err, report, observed);
       }
     }
     return report;
   }
 
-  private recordFailure(action: Action, err: unknown, report: ExecutionReport): void {
+  private recordFailure(
+    action: Action,
+    err: unknown,
+    report: ExecutionReport,
+    observed: ObservedState,
+  ): void {
     const { logger } = this.options;
     const message = err instanceof Error ? err.message : String(err);
     switch (action.type) {
       case 'load':
-      case 'attachTracepoint':
+      case 'attachTracepoint': {
         report.errors.set(action.program.key, err);
+        const previous = previousVersion(observed, action.program.key);
+        if (previous && previous.pinDir !== action.program.pinDir) {
+          report.keptPrevious.set(action.program.key, previous.programId!);
+        }
         logger.error(
           { object: action.program.key, action: action.type, err: message },
           'action failed',
         );
         return;
+      }
       case 'installChain':
         for (const member of action.members) {
           if (!report.errors.has(member.key)) report.errors.set(member.key, err);

@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 
 import { builtinNodeLabels, type Config } from '../config/index.js';
+import { BpfdError } from '../errors.js';
 import type { StatusWriter } from '../status/index.js';
 import type { ManifestSnapshot } from '../watcher/index.js';
 import { buildDesired, type DesiredObject } from './desired.js';
@@ -47,6 +48,23 @@ export function preview(snapshot: ManifestSnapshot, config: Config): PlanPreview
   const objects = buildDesired(documents, config, builtinNodeLabels(config));
   const observed = observe(config.bpffsRoot);
   return { plan: plan(desiredPrograms(objects), observed), objects, observed };
+}
+
+/**
+ * Errors that the same input will always hit again (the verifier's verdict, a program missing
+ * from the object): retried only when the input changes, not on the backoff timer.
+ */
+const TERMINAL_CODES = new Set([
+  'BPFD_E_VERIFIER',
+  'BPFD_E_BYTECODE_OPEN',
+  'BPFD_E_NO_PROGRAM',
+  'BPFD_E_AMBIGUOUS_PROGRAM',
+  'BPFD_E_GLOBALDATA',
+  'BPFD_E_CHAIN_FULL',
+]);
+
+function isTerminal(err: unknown): boolean {
+  return err instanceof BpfdError && TERMINAL_CODES.has(err.code);
 }
 
 function fingerprint(objects: DesiredObject[]): string {
@@ -101,7 +119,8 @@ export class Reconciler {
     await this.removeGoneSidecars(new Set(statuses.keys()));
 
     const retryWanted =
-      execution.errors.size > 0 || objects.some((o) => o.blocker?.reason === 'bytecode');
+      [...execution.errors.values()].some((err) => !isTerminal(err)) ||
+      objects.some((o) => o.blocker?.reason === 'bytecode');
     const awaitedInterfaces = objects.flatMap((o) =>
       o.blocker?.reason === 'waitingForInterface' && o.blocker.ifname ? [o.blocker.ifname] : [],
     );

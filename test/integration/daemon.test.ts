@@ -265,6 +265,31 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
     });
 
+    it('keeps the running version when the edited bytecode is refused', async () => {
+      start();
+      workspace.writeManifest('xdp.yaml', [xdpCounter('upgraded', veth.ifA)]);
+      await loaded('xdp.yaml', 'upgraded');
+      const id = workspace.programIdOf('xdp.yaml', 'upgraded')!;
+      const mapPin = workspace.mapPinOf('xdp.yaml', 'upgraded', 'xdp_stats_map');
+
+      workspace.writeManifest('xdp.yaml', [
+        xdpProgram('upgraded', {
+          sectionname: 'reject',
+          interfaceselector: { interface: veth.ifA },
+          bytecode: { path: path.join(OBJECTS, 'test/verifier_reject.o') },
+        }),
+      ]);
+      const refused = await eventually('NotLoaded', () => {
+        const c = workspace.condition('xdp.yaml', 'upgraded');
+        return c?.type === 'NotLoaded' && c;
+      });
+      expect(refused.message).to.include(`previous version (program id ${id}) keeps running`);
+      expect(programIds().has(id)).to.equal(true);
+      const before = readCounters(mapPin).packets;
+      expect(await veth.pingAFromB(3)).to.equal(3);
+      expect(readCounters(mapPin).packets - before >= 3n).to.equal(true);
+    });
+
     it('reports NotLoaded with the verifier log when the kernel refuses the program', async () => {
       start();
       workspace.writeManifest('xdp.yaml', [
