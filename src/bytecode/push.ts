@@ -14,7 +14,7 @@ import { DEFAULT_TIMEOUT_MS } from './store.js';
 import { TrustStore } from './trust.js';
 
 export interface PushOptions {
-  /** Plain HTTP to this registry. */
+  /** Plain HTTP to this registry and to the hosts it sends us to (its token service). */
   insecure?: boolean;
   username?: string;
   password?: string;
@@ -40,6 +40,7 @@ export async function pushImageLayout(
     actions: ['pull', 'push'],
     credentials: credentialsOf(options),
     insecureRegistries: options.insecure ? [reference.registry] : [],
+    insecureEverywhere: options.insecure === true,
     trust: new TrustStore(options.caFile ? { [reference.registry]: options.caFile } : {}),
     timeoutMs: DEFAULT_TIMEOUT_MS,
     retry: { attempts: DEFAULT_RETRY_ATTEMPTS, baseDelayMs: DEFAULT_RETRY_BASE_DELAY_MS, sleep },

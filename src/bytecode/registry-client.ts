@@ -59,6 +59,8 @@ export interface RegistryClientOptions {
   actions: Array<'pull' | 'push'>;
   credentials?: RegistryCredentials;
   insecureRegistries: string[];
+  /** Plain HTTP to any host the registry sends us to (token realm, redirects); push only. */
+  insecureEverywhere?: boolean;
   trust: TrustStore;
   timeoutMs: number;
   retry: RetryPolicy;
@@ -278,6 +280,7 @@ export class RegistryClient {
   private async trustFor(url: URL): Promise<string[] | undefined> {
     const host = url.host;
     if (url.protocol === 'http:') {
+      if (this.options.insecureEverywhere) return undefined;
       if (this.insecure.has(normalizeRegistryHost(host))) return undefined;
       throw new RegistryTlsError(
         this.options.reference,
