@@ -120,7 +120,8 @@ export class ImageStore {
     const reference = parseImageReference(request.url);
     const policy = request.pullPolicy ?? 'IfNotPresent';
     if (!PULL_POLICIES.includes(policy)) {
-      const message = `imagepullpolicy ${JSON.stringify(policy)} is not one of ${PULL_POLICIES.join(', ')}`;
+      const allowed = PULL_POLICIES.join(', ');
+      const message = `imagepullpolicy ${JSON.stringify(policy)} is not one of ${allowed}`;
       throw new ImageReferenceError(request.url, message);
     }
 

@@ -199,7 +199,7 @@ describe('ImageStore with a real registry', function () {
       expect(proxy.count('/blobs/')).to.equal(0);
     });
 
-    it('Never fails without a request when the image is not cached, and uses the cache', async () => {
+    it('Never fails without a request when nothing is cached, then uses the cache', async () => {
       const repository = uniqueRepository();
       await pushObject(scratch, registry.reference(`${repository}:v1`));
       const images = store();
@@ -248,7 +248,7 @@ describe('ImageStore with a real registry', function () {
       expect(name.code).to.equal('BPFD_E_IMAGE_NOT_FOUND');
     });
 
-    it('refuses a layer blob whose content does not match its digest and caches nothing', async () => {
+    it('refuses a layer blob that does not match its digest and caches nothing', async () => {
       const repository = uniqueRepository();
       // A layer of its own: the registry stores blobs once for all repositories.
       const notice = path.join(scratch.dir, 'NOTICE');
@@ -323,7 +323,7 @@ describe('ImageStore with a real registry', function () {
       expect(error.message).to.include(`refusing plain HTTP to ${registry.host}`);
     });
 
-    it('refuses a layer with a path that climbs out of it, and writes nothing outside', async () => {
+    it('refuses a layer with a path that climbs out, writing nothing outside', async () => {
       const repository = uniqueRepository();
       const escape = `bpfd-escape-${process.pid}-${sequence}.o`;
       const layer = layerWith([
@@ -405,7 +405,7 @@ describe('ImageStore with a real registry', function () {
       scratch.remove();
     });
 
-    it('IfNotPresent keeps working from a warm cache; Always reports the registry unreachable', async () => {
+    it('serves IfNotPresent from the cache and fails Always as unreachable', async () => {
       const url = registry!.reference('bpfd-test/offline:v1');
       const digest = await pushObject(scratch, url);
       const { store, delays } = newStore(scratch, { insecureRegistries: [registry!.host] });
