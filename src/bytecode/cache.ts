@@ -109,21 +109,28 @@ export class ImageCache {
 
   /**
    * Moves an unpacked object (file `record.objectFile` in `workFolder`) into the cache. When
-   * another pull got there first, its entry is kept.
+   * another pull got there first, its intact entry is kept and returned.
    */
   async commitObject(workFolder: string, record: ObjectRecord): Promise<CachedObject> {
     await fs.writeFile(path.join(workFolder, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
     await syncFile(path.join(workFolder, record.objectFile));
     await fs.chmod(workFolder, 0o755);
 
+    const existing = await this.readObject(record.manifestDigest);
+    if (existing !== undefined) {
+      await fs.rm(workFolder, { recursive: true, force: true });
+      return existing;
+    }
+
+    // readObject removed a damaged entry; a concurrent commit may still win the rename.
     const folder = this.objectFolder(record.manifestDigest);
     await fs.mkdir(path.dirname(folder), { recursive: true });
-    await fs.rm(folder, { recursive: true, force: true });
     try {
       await fs.rename(workFolder, folder);
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      await fs.rm(workFolder, { recursive: true, force: true });
     }
     return { record, objectPath: path.join(folder, record.objectFile) };
   }

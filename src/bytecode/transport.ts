@@ -160,9 +160,15 @@ export async function saveBody(
     await pipeline(response.body, counter);
   } catch (error) {
     output.destroy();
-    throw error instanceof BodyTooLargeError ? error : asNetworkError(error);
+    // Errors of the file carry its path; they are the cache's, not the network's.
+    if (error instanceof BodyTooLargeError || hasPath(error)) throw error;
+    throw asNetworkError(error);
   }
   return hasher.digest();
+}
+
+function hasPath(error: unknown): boolean {
+  return typeof (error as { path?: unknown } | null)?.path === 'string';
 }
 
 function timeoutError(request: HttpRequest): NetworkError {

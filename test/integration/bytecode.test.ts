@@ -370,6 +370,30 @@ describe('ImageStore with a real registry', function () {
       expect(error.message).to.include('io.ebpf.filename');
     });
 
+    it('pulls again when the cached object was altered on disk', async () => {
+      const repository = uniqueRepository();
+      await pushObject(scratch, registry.reference(`${repository}:v1`));
+      const images = store();
+      const first = await resolve(images, proxy.reference(`${repository}:v1`));
+      fs.appendFileSync(first.objectPath, 'tampered');
+      proxy.reset();
+
+      const second = await resolve(images, proxy.reference(`${repository}:v1`));
+      expect(fs.readFileSync(second.objectPath)).to.deep.equal(fs.readFileSync(XDP_OBJECT));
+      expect(proxy.count('/blobs/')).to.be.greaterThan(0);
+    });
+
+    it('downloads once when the same image is resolved several times at once', async () => {
+      const repository = uniqueRepository();
+      await pushObject(scratch, registry.reference(`${repository}:v1`));
+      const images = store();
+      const url = proxy.reference(`${repository}:v1`);
+
+      const results = await Promise.all([1, 2, 3].map(() => resolve(images, url)));
+      expect(new Set(results.map((image) => image.objectPath)).size).to.equal(1);
+      expect(proxy.count('/blobs/')).to.equal(2);
+    });
+
     it('collects cached images that are no longer in use', async () => {
       const first = uniqueRepository();
       const second = uniqueRepository();
