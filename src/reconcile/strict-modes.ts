@@ -6,6 +6,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+/**
+ * The verdict on each file when it was last examined. While the manifest dir is missing or a
+ * symlinked manifest dangles, the watcher keeps the objects last read from the file; they keep
+ * the trust the file had when it was last seen, instead of being refused (and unloaded) because
+ * nothing is there to examine. A file never examined is refused as before.
+ */
+const lastVerdicts = new Map<string, string | undefined>();
+
 function problemWith(target: string): string | undefined {
   const stat = fs.statSync(target);
   if (stat.uid !== 0) return `${target} belongs to uid ${stat.uid}, not root`;
@@ -23,15 +31,28 @@ export function unsafeManifestReason(file: string, manifestDir: string): string 
     chain.push(dir);
     if (dir === manifestDir || dir === path.dirname(dir)) break;
   }
+  let verdict: string | undefined;
   try {
-    for (const target of chain) {
-      const problem = problemWith(target);
-      if (problem) {
-        return `${problem}; manifests that non-root users can change are refused (strictModes)`;
-      }
-    }
+    verdict = chainProblem(chain);
   } catch (err) {
+    if (isGone(err) && lastVerdicts.has(file)) return lastVerdicts.get(file);
     return `cannot check the permissions of ${file}: ${(err as Error).message}`;
   }
+  lastVerdicts.set(file, verdict);
+  return verdict;
+}
+
+function chainProblem(chain: string[]): string | undefined {
+  for (const target of chain) {
+    const problem = problemWith(target);
+    if (problem) {
+      return `${problem}; manifests that non-root users can change are refused (strictModes)`;
+    }
+  }
   return undefined;
+}
+
+function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
