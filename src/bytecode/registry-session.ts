@@ -237,11 +237,8 @@ export class RegistrySession {
     }
 
     const credentials = this.options.credentials;
-    const headers = credentials ? { authorization: basicAuthorization(credentials) } : {};
-    const response = await this.sendFollowing(
-      { method: 'GET', target: url },
-      headers.authorization,
-    );
+    const authorization = credentials ? basicAuthorization(credentials) : undefined;
+    const response = await this.sendFollowing({ method: 'GET', target: url }, authorization);
     if (response.status === 401 || response.status === 403) {
       await discardBody(response);
       throw this.authRefused(`token service ${url.host}`);
@@ -343,7 +340,8 @@ export class RegistrySession {
   private credentialsNeeded(): ImageAuthError {
     return new ImageAuthError(
       this.options.reference,
-      `registry ${this.options.registry} requires credentials; set imagepullsecret`,
+      `registry ${this.options.registry} requires credentials; set imagepullsecret to a ` +
+        `secret with an entry for ${this.options.registry}`,
     );
   }
 
@@ -359,7 +357,7 @@ export class RegistrySession {
 }
 
 function describeTarget(target: string | URL): string {
-  if (typeof target !== 'string') return 'such upload';
+  if (typeof target !== 'string') return `resource ${target.pathname}`;
   const [collection, name] = target.split('/');
   if (collection === 'manifests') return isDigest(name) ? `manifest ${name}` : `tag ${name}`;
   return `blob ${name}`;
