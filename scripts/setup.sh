@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 node to build, test and run bpfd-gitops from this checkout:
 #   1. Debian packages: the eBPF toolchain and the tools the demo and the tests use
-#      (Node.js 20 or newer and npm are installed from Debian only when missing or too old);
+#      (Node.js 20 or newer and npm are installed from Debian only when missing or too old;
+#      docker-registry and openssl serve the bytecode image tests, which start a registry of
+#      their own on 127.0.0.1);
 #   2. npm dependencies (`npm ci`), skipped when node_modules already matches package.json;
 #   3. `npm run build`: eBPF objects into dist/bpf, TypeScript into dist/;
 #   4. bpffs on /sys/fs/bpf and tracefs on /sys/kernel/tracing, when not mounted yet.
@@ -14,6 +16,7 @@ readonly repo_root
 readonly MIN_NODE_MAJOR=20
 readonly PACKAGES=(
   clang llvm libbpf1 libbpf-dev bpftool iproute2 iputils-ping xdp-tools linux-libc-dev
+  docker-registry openssl
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -51,7 +54,28 @@ apt_install() {
     apt_updated=true
   fi
   say "apt-get install $*"
+  hold_services
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+  release_services
+}
+
+# docker-registry starts a registry on port 5000 when installed; nothing here wants it. Debian's
+# policy-rc.d hook (exit 101: "do not start") prevents that. Machines built for containers
+# already have one; elsewhere one is put in place for the install only.
+readonly POLICY_RC_D=/usr/sbin/policy-rc.d
+policy_placed=false
+hold_services() {
+  [[ -e "${POLICY_RC_D}" ]] && return 0
+  printf '#!/bin/sh\n# placed by bpfd-gitops scripts/setup.sh during apt-get install\nexit 101\n' \
+    >"${POLICY_RC_D}"
+  chmod 0755 "${POLICY_RC_D}"
+  policy_placed=true
+  trap release_services EXIT
+}
+release_services() {
+  [[ "${policy_placed}" == true ]] || return 0
+  rm -f "${POLICY_RC_D}"
+  policy_placed=false
 }
 
 install_packages() {
