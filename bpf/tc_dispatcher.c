@@ -5,23 +5,25 @@
 #define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
 #define TC_DISPATCHER_RETURN 30
+#define PASS_VERDICT TC_ACT_OK
 
-DEFINE_RUN_PROGRAM(struct __sk_buff, 30)
+DEFINE_SLOTS(struct __sk_buff, 30)
+
+static __always_inline int goes_on(__u32 slot, int verdict)
+{
+	return verdict >= TC_ACT_UNSPEC && verdict <= TC_DISPATCHER_RETURN &&
+	       (proceed_on[slot] & (1U << (verdict + 1)));
+}
+
+static __always_inline int final_verdict(int verdict)
+{
+	return verdict == TC_DISPATCHER_RETURN ? TC_ACT_OK : verdict;
+}
 
 SEC("tc")
 int tc_dispatcher(struct __sk_buff *ctx)
 {
-	for (__u32 slot = 0; slot < MAX_DISPATCHER_PROGRAMS; slot++) {
-		if (slot >= program_count)
-			break;
+	int verdict;
 
-		int verdict = run_program(ctx, slot);
-
-		if (verdict < TC_ACT_UNSPEC || verdict > TC_DISPATCHER_RETURN)
-			return verdict;
-		if (proceed_on[slot] & (1U << (verdict + 1)))
-			continue;
-		return verdict == TC_DISPATCHER_RETURN ? TC_ACT_OK : verdict;
-	}
-	return TC_ACT_OK;
+	RUN_CHAIN()
 }

@@ -18,7 +18,7 @@ import type {
 import type { ChainMember } from './types.js';
 
 /** Bump when the dispatcher objects change, so running hooks move to the new code. */
-export const DISPATCHER_VERSION = 1;
+export const DISPATCHER_VERSION = 2;
 
 interface HookChain {
   hook: Hook;
