@@ -5,7 +5,7 @@ import path from 'node:path';
 import { BpfdError } from '../errors.js';
 import { check, isErrno } from './errno.js';
 import { Fd } from './fd.js';
-import { BPF_FS_MAGIC, ffi } from './ffi.js';
+import { BPF_FS_MAGIC, ffi, LibbpfMissingError } from './ffi.js';
 
 const STATFS_SIZE = 120;
 
@@ -27,6 +27,24 @@ function deepestExisting(dir: string): string {
   return current;
 }
 
+/**
+ * `mkdir -p` one level at a time: Node's recursive mkdir turns EROFS (and other refusals) into a
+ * misleading ENOENT, and the operator needs the real reason.
+ */
+function makeDirectories(dir: string, mode?: number): void {
+  const missing: string[] = [];
+  for (let current = path.resolve(dir); !fs.existsSync(current); current = path.dirname(current)) {
+    missing.unshift(current);
+  }
+  for (const each of missing) {
+    try {
+      fs.mkdirSync(each, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 function mountBpffs(target: string): void {
   check(ffi().mount('bpf', target, 'bpf', 0, null), 'mount bpffs on', target);
 }
@@ -41,12 +59,14 @@ export function ensureBpffsRoot(root: string): void {
     if (!isBpffs(existing)) {
       if (existing === '/sys/fs/bpf' || existing === path.resolve(root)) mountBpffs(existing);
       else {
-        fs.mkdirSync(root, { recursive: true });
+        makeDirectories(root);
         mountBpffs(root);
       }
     }
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    makeDirectories(root, 0o700);
   } catch (err) {
+    // A missing libbpf is not a bpffs problem; its own message says what to install.
+    if (err instanceof LibbpfMissingError) throw err;
     throw new BpffsError(
       `bpffs root ${root} is not usable: ${err instanceof Error ? err.message : String(err)}`,
       { cause: err },

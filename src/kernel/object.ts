@@ -31,6 +31,20 @@ export class BytecodeError extends BpfdError {
   }
 }
 
+/**
+ * The kernel refused the object for a reason other than the verifier: a map it cannot create
+ * (ENOMEM, E2BIG, EPERM), a relocation it cannot apply. The bytecode was found and read, so this
+ * is a program that is not loaded, not a bytecode selector problem.
+ */
+export class LoadError extends BpfdError {
+  readonly errno: number;
+
+  constructor(message: string, errno: number) {
+    super('BPFD_E_LOAD', message);
+    this.errno = errno;
+  }
+}
+
 /** The kernel refused the program; `verifierLog` holds the tail of its log. */
 export class VerifierError extends BpfdError {
   readonly errno: number;
@@ -247,10 +261,10 @@ function loadFailure(errno: number, functionName: string, subject: string, outpu
     );
   }
   const lastLines = output.trim().split('\n').slice(-3).join('; ');
-  return new BytecodeError(
+  return new LoadError(
     `${subject}: loading program ${functionName} failed (${errnoName(errno)})` +
       (lastLines ? `: ${lastLines}` : ''),
-    'BPFD_E_LOAD',
+    errno,
   );
 }
 
