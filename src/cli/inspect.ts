@@ -6,7 +6,13 @@ import yaml from 'js-yaml';
 import { collectManifestFiles, parseManifestFile } from '../api/index.js';
 import { loadConfig, type Config, type ConfigOverrides } from '../config/index.js';
 import { describeHook, interfaceName, pinName } from '../kernel/index.js';
-import { observe, preview, type Action, type ObservedState } from '../reconcile/index.js';
+import {
+  imageStoreFor,
+  observe,
+  preview,
+  type Action,
+  type ObservedState,
+} from '../reconcile/index.js';
 import { readSidecar, sidecarPath } from '../status/index.js';
 import type { FileView, ManifestSnapshot } from '../watcher/index.js';
 
@@ -49,7 +55,7 @@ function describeAction(action: Action): string {
 export async function planCommand(options: CommonOptions, output: string): Promise<number> {
   const config = await loadConfig({ file: options.configFile, overrides: options.overrides });
   const snapshot = await readSnapshot(config);
-  const { plan } = preview(snapshot, config);
+  const { plan } = await preview(snapshot, config, imageStoreFor(config));
   const lines = plan.actions.map(describeAction);
   if (output === 'json') {
     process.stdout.write(

@@ -2,6 +2,7 @@
 import yaml from 'js-yaml';
 
 import { jsonSchemas, validatePaths } from '../api/index.js';
+import { imageCommand } from '../bytecode/index.js';
 import { BpfdError } from '../errors.js';
 import { parseArgs, UsageError, type ParsedArgs } from './args.js';
 import { inspect, planCommand } from './inspect.js';
@@ -19,6 +20,7 @@ Commands:
   status              objects, hooks, chains and conditions
   get KIND NAME       one object's status and BpfProgram
   schema              JSON Schema of the four kinds
+  image build|push    pack an object into a bytecode image; push it to a registry
 
 Options of run, plan, status and get:
   --config FILE       node config (default /etc/bpfd/config.yaml)
@@ -142,6 +144,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP.main);
     return command ? 0 : 64;
   }
+  // `image` has options of its own (src/bytecode/cli.ts).
+  if (command === 'image') return imageCommand(rest);
   try {
     return await dispatch(command, rest);
   } catch (err) {

@@ -69,7 +69,10 @@ export async function run(options: RunOptions): Promise<number> {
   await statusWriter.removeOrphans();
   const watcher = new ManifestWatcher({ dir: config.manifestDir, logger });
   const snapshot = await watcher.start();
-  let reconciler = new Reconciler(config, statusWriter, logger);
+  const metrics = new Metrics();
+  const imageResolved = (ok: boolean) =>
+    metrics.imagePulls.inc({ result: ok ? 'success' : 'error' });
+  let reconciler = new Reconciler(config, statusWriter, logger, imageResolved);
 
   if (options.once) {
     try {
@@ -81,7 +84,6 @@ export async function run(options: RunOptions): Promise<number> {
     }
   }
 
-  const metrics = new Metrics();
   const server = await startMetricsServer(config.metrics.listen, metrics, logger, () =>
     isBpffs(config.bpffsRoot) ? undefined : `bpffs root ${config.bpffsRoot} is not on bpffs`,
   );
@@ -129,7 +131,7 @@ export async function run(options: RunOptions): Promise<number> {
     try {
       config = await loadConfig({ file: options.configFile, overrides: options.overrides });
       logger.level = config.logLevel;
-      reconciler = new Reconciler(config, statusWriter, logger);
+      reconciler = new Reconciler(config, statusWriter, logger, imageResolved);
       logger.info({ configFile: config.configFile }, 'configuration reloaded');
     } catch (err) {
       logger.error(

@@ -23,7 +23,7 @@ const ACTIONS = [
 ] as const;
 const HOOK_KINDS = ['xdp', 'tc-ingress', 'tc-egress'] as const;
 const RESULTS = ['success', 'error'] as const;
-export const PULL_RESULTS = ['pulled', 'cached', 'error'] as const;
+export const PULL_RESULTS = ['success', 'error'] as const;
 
 interface LoadedProgramRef {
   kind: string;
@@ -83,7 +83,7 @@ export class Metrics {
   });
   readonly imagePulls = new Counter({
     name: 'bpfd_image_pulls_total',
-    help: 'Bytecode image resolutions by result',
+    help: 'Bytecode image resolutions (pulled or from the cache) by result',
     labelNames: ['result'],
     registers: [this.registry],
   });

@@ -14,6 +14,7 @@ import {
   type ParsedDocument,
   type ProgramObject,
 } from '../api/index.js';
+import type { PullPolicy } from '../bytecode/index.js';
 import type { Config } from '../config/index.js';
 import {
   BPF_PROG_TYPE_SCHED_CLS,
@@ -27,7 +28,7 @@ import {
 import type { EffectiveDocument } from '../watcher/index.js';
 import { describeSelector, matchesNodeSelector } from './selector.js';
 import { unsafeManifestReason } from './strict-modes.js';
-import type { DesiredProgram, KindShort, ObjectRef } from './types.js';
+import type { DesiredProgram, KindShort, ObjectRef, ObservedProgram } from './types.js';
 
 /** Why an object is not among the desired programs. */
 export type Blocker =
@@ -90,17 +91,44 @@ function isUnder(file: string, root: string): boolean {
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
 }
 
+/** Resolves `bytecode.image` to an object file in the image cache (src/bytecode ImageStore). */
+export interface ImageResolver {
+  resolve(request: {
+    url: string;
+    pullPolicy?: PullPolicy;
+    pullSecret?: { name: string; namespace: string };
+  }): Promise<{
+    objectPath: string;
+    objectDigest: string;
+    manifestDigest: string;
+    reference: string;
+  }>;
+}
+
+export interface DesiredContext {
+  config: Config;
+  labels: Record<string, string>;
+  images?: ImageResolver;
+  /** The loaded version of a program, if any (kept running when its bytecode cannot be had). */
+  running(key: string): ObservedProgram | undefined;
+}
+
+interface ResolvedBytecode {
+  objectPath: string;
+  digest: string;
+  image?: { reference: string; manifestDigest: string };
+}
+
 /**
  * `bytecode.path` as a file on this node. A relative path is taken from the manifest's own
  * directory, so a repo can carry objects beside its manifests.
  */
-function resolveBytecodePath(object: ProgramObject, ref: ObjectRef, config: Config) {
-  const bytecode = object.spec.bytecode;
-  if (!('path' in bytecode) || bytecode.path === undefined) {
-    // LIMITATION: bytecode.image needs the OCI client of src/bytecode, not part of this build.
-    throw new Error('spec.bytecode.image is not supported yet on this node; use bytecode.path');
-  }
-  const objectPath = path.resolve(path.dirname(ref.file), bytecode.path);
+function resolveBytecodePath(
+  bytecodePath: string,
+  ref: ObjectRef,
+  config: Config,
+): ResolvedBytecode {
+  const objectPath = path.resolve(path.dirname(ref.file), bytecodePath);
   const realPath = fs.realpathSync(objectPath);
   if (
     config.bytecodeRoots.length > 0 &&
@@ -111,7 +139,29 @@ function resolveBytecodePath(object: ProgramObject, ref: ObjectRef, config: Conf
         `(${config.bytecodeRoots.join(', ')})`,
     );
   }
-  return realPath;
+  return { objectPath: realPath, digest: bytecodeDigest(realPath) };
+}
+
+async function resolveBytecode(
+  object: ProgramObject,
+  ref: ObjectRef,
+  context: DesiredContext,
+): Promise<ResolvedBytecode> {
+  const bytecode = object.spec.bytecode;
+  if (bytecode.path !== undefined) return resolveBytecodePath(bytecode.path, ref, context.config);
+  if (!bytecode.image) throw new Error('spec.bytecode needs path or image');
+  if (!context.images) throw new Error('spec.bytecode.image: no image store configured');
+
+  const resolved = await context.images.resolve({
+    url: bytecode.image.url,
+    pullPolicy: bytecode.image.imagepullpolicy,
+    pullSecret: bytecode.image.imagepullsecret,
+  });
+  return {
+    objectPath: resolved.objectPath,
+    digest: resolved.objectDigest,
+    image: { reference: resolved.reference, manifestDigest: resolved.manifestDigest },
+  };
 }
 
 function specHash(parts: unknown): string {
@@ -144,11 +194,11 @@ function resolveHook(object: ProgramObject, kindShort: KindShort): Hook | Blocke
   return { kind, ifindex, ifname };
 }
 
-function toDesired(
+async function toDesired(
   document: EffectiveDocument,
-  config: Config,
-  labels: Record<string, string>,
-): DesiredObject {
+  context: DesiredContext,
+): Promise<DesiredObject> {
+  const { config, labels } = context;
   const object = document.object;
   const ref: ObjectRef = {
     kind: object.kind,
@@ -159,6 +209,7 @@ function toDesired(
     retainedBecause: document.retained?.reason,
   };
   const kindShort = KIND_SHORT[object.kind];
+  const key = `${kindShort}/${pinName(ref.name)}`;
   const spec = object.spec;
 
   if (!matchesNodeSelector(spec.nodeselector, labels)) {
@@ -173,52 +224,75 @@ function toDesired(
     };
   }
 
-  let load: DesiredProgram['load'];
+  const tracepoint = object.kind === 'TracepointProgram' ? object.spec.name : undefined;
+  let program: DesiredProgram;
+  let blocker: Blocker | undefined;
   try {
-    const objectPath = resolveBytecodePath(object, ref, config);
-    load = {
-      objectPath,
-      bytecodeDigest: bytecodeDigest(objectPath),
+    const bytecode = await resolveBytecode(object, ref, context);
+    const load = {
+      objectPath: bytecode.objectPath,
+      bytecodeDigest: bytecode.digest,
+      image: bytecode.image,
       sectionName: spec.sectionname,
       programType: PROGRAM_TYPE[kindShort],
       globalData: decodeGlobalData(spec.globaldata),
     };
+    const hash = specHash({
+      kind: object.kind,
+      digest: load.bytecodeDigest,
+      section: load.sectionName,
+      globals: [...load.globalData].map(([name, bytes]) => [name, bytes.toString('base64')]).sort(),
+      tracepoint,
+    });
+    const pinDir = path.join(config.bpffsRoot, 'programs', kindShort, pinName(ref.name), hash);
+    program = { ref, key, kindShort, specHash: hash, pinDir, load, tracepoint };
   } catch (err) {
+    // Bytecode that cannot be had now (registry down, file gone mid-checkout) must not unload
+    // the version already running: keep that one and say why nothing newer is loaded.
     const message = err instanceof Error ? err.message : String(err);
-    return { ref, kindShort, blocker: { reason: 'bytecode', message } };
+    const running = context.running(key);
+    if (!running) return { ref, kindShort, blocker: { reason: 'bytecode', message } };
+    blocker = { reason: 'bytecode', message: `${message}; the running version stays` };
+    program = keptProgram(ref, key, kindShort, running, tracepoint);
   }
 
-  const tracepoint = object.kind === 'TracepointProgram' ? object.spec.name : undefined;
-  const hash = specHash({
-    kind: object.kind,
-    digest: load.bytecodeDigest,
-    section: load.sectionName,
-    globals: [...load.globalData].map(([name, bytes]) => [name, bytes.toString('base64')]).sort(),
-    tracepoint,
-  });
-  const key = `${kindShort}/${pinName(ref.name)}`;
-  const program: DesiredProgram = {
-    ref,
-    key,
-    kindShort,
-    specHash: hash,
-    pinDir: path.join(config.bpffsRoot, 'programs', kindShort, pinName(ref.name), hash),
-    load,
-    tracepoint,
-  };
-
-  if (object.kind === 'TracepointProgram') return { ref, kindShort, program };
+  if (object.kind === 'TracepointProgram') return { ref, kindShort, program, blocker };
 
   // Without its interface the program stays loaded (maps and counters kept) and attaches when
   // the interface comes back.
   const hook = resolveHook(object, kindShort);
-  if ('reason' in hook) return { ref, kindShort, program, blocker: hook };
+  if ('reason' in hook) return { ref, kindShort, program, blocker: blocker ?? hook };
   program.attach = {
     hook,
     priority: object.spec.priority,
     proceedOn: proceedOnMask(object.kind, object.spec.proceedon),
   };
-  return { ref, kindShort, program };
+  return { ref, kindShort, program, blocker };
+}
+
+/** The running version of an object as a desired program: never loaded again, only kept. */
+function keptProgram(
+  ref: ObjectRef,
+  key: string,
+  kindShort: KindShort,
+  running: ObservedProgram,
+  tracepoint: string | undefined,
+): DesiredProgram {
+  return {
+    ref,
+    key,
+    kindShort,
+    specHash: running.specHash,
+    pinDir: running.pinDir,
+    load: {
+      objectPath: '',
+      bytecodeDigest: '',
+      sectionName: '',
+      programType: PROGRAM_TYPE[kindShort],
+      globalData: new Map(),
+    },
+    tracepoint,
+  };
 }
 
 function refRead(document: EffectiveDocument): ObjectRef {
@@ -234,11 +308,11 @@ function refRead(document: EffectiveDocument): ObjectRef {
  * Every effective document, checked for duplicates across files (the first by file and index
  * wins), then resolved against this node.
  */
-export function buildDesired(
+export async function buildDesired(
   documents: EffectiveDocument[],
-  config: Config,
-  labels: Record<string, string>,
-): DesiredObject[] {
+  context: DesiredContext,
+): Promise<DesiredObject[]> {
+  const { config } = context;
   const asParsed: ParsedDocument[] = documents.map((document) => ({
     file: document.file,
     index: document.index,
@@ -255,23 +329,20 @@ export function buildDesired(
     return unsafe.get(file);
   };
 
-  return documents.map((document, position) => {
+  const objects: DesiredObject[] = [];
+  for (const [position, document] of documents.entries()) {
     const refused = unsafeReason(document.file);
-    if (refused) {
-      return {
-        ref: refRead(document),
-        kindShort: KIND_SHORT[document.object.kind],
-        blocker: { reason: 'unsafe', message: refused },
-      };
-    }
-    const duplicate = asParsed[position].errors[0];
-    if (duplicate) {
-      return {
-        ref: refRead(document),
-        kindShort: KIND_SHORT[document.object.kind],
-        blocker: { reason: 'duplicate', message: duplicate.message },
-      };
-    }
-    return toDesired(document, config, labels);
-  });
+    const duplicate = asParsed[position].errors[0]?.message;
+    const blocker: Blocker | undefined = refused
+      ? { reason: 'unsafe', message: refused }
+      : duplicate
+        ? { reason: 'duplicate', message: duplicate }
+        : undefined;
+    objects.push(
+      blocker
+        ? { ref: refRead(document), kindShort: KIND_SHORT[document.object.kind], blocker }
+        : await toDesired(document, context),
+    );
+  }
+  return objects;
 }

@@ -9,7 +9,8 @@ import { builtinNodeLabels, type Config } from '../config/index.js';
 import { BpfdError } from '../errors.js';
 import type { StatusWriter } from '../status/index.js';
 import type { ManifestSnapshot } from '../watcher/index.js';
-import { buildDesired, type DesiredObject } from './desired.js';
+import { ImageStore } from '../bytecode/index.js';
+import { buildDesired, type DesiredObject, type ImageResolver } from './desired.js';
 import { Executor, type ExecutionReport, type Logger } from './executor.js';
 import { observe } from './observer.js';
 import { plan } from './planner.js';
@@ -42,11 +43,34 @@ function desiredPrograms(objects: DesiredObject[]): DesiredProgram[] {
   return objects.flatMap((object) => (object.program ? [object.program] : []));
 }
 
-/** Desired state and plan without touching anything (for `bpfd plan` and for reconcile). */
-export function preview(snapshot: ManifestSnapshot, config: Config): PlanPreview {
+/** The image store of this node's config (cache under `<stateDir>/images`). */
+export function imageStoreFor(config: Config, logger?: Logger): ImageStore {
+  return new ImageStore({
+    stateDir: config.stateDir,
+    secretsDir: config.secretsDir,
+    insecureRegistries: config.registries.insecure,
+    caFiles: config.registries.caFiles,
+    logger,
+  });
+}
+
+/**
+ * Desired state and plan without touching the kernel (for `bpfd plan` and for reconcile);
+ * images may be pulled into the cache.
+ */
+export async function preview(
+  snapshot: ManifestSnapshot,
+  config: Config,
+  images: ImageResolver,
+): Promise<PlanPreview> {
   const documents = snapshot.files.flatMap((file) => file.effective);
-  const objects = buildDesired(documents, config, builtinNodeLabels(config));
   const observed = observe(config.bpffsRoot);
+  const objects = await buildDesired(documents, {
+    config,
+    labels: builtinNodeLabels(config),
+    images,
+    running: (key) => observed.programs.find((p) => p.key === key && p.programId !== undefined),
+  });
   return { plan: plan(desiredPrograms(objects), observed), objects, observed };
 }
 
@@ -85,13 +109,26 @@ function fingerprint(objects: DesiredObject[]): string {
 
 export class Reconciler {
   private readonly executor: Executor;
+  private readonly images: ImageResolver;
   private readonly knownFiles = new Set<string>();
 
   constructor(
     private readonly config: Config,
     private readonly statusWriter: StatusWriter,
     private readonly logger: Logger,
+    onImageResolved: (ok: boolean) => void = () => undefined,
   ) {
+    const store = imageStoreFor(config, logger);
+    this.images = {
+      resolve: (request) =>
+        store.resolve(request).then(
+          (resolved) => (onImageResolved(true), resolved),
+          (err: unknown) => {
+            onImageResolved(false);
+            throw err;
+          },
+        ),
+    };
     this.executor = new Executor(config.bpffsRoot, {
       logger,
       xdpModeFor: (ifname) => config.xdpModeByInterface[ifname] ?? config.xdpMode,
@@ -99,7 +136,11 @@ export class Reconciler {
   }
 
   async reconcile(snapshot: ManifestSnapshot): Promise<ReconcileResult> {
-    const { plan: planned, objects, observed: before } = preview(snapshot, this.config);
+    const {
+      plan: planned,
+      objects,
+      observed: before,
+    } = await preview(snapshot, this.config, this.images);
     const execution = await this.executor.execute(planned, before);
     const observed = planned.actions.length > 0 ? observe(this.config.bpffsRoot) : before;
 

@@ -64,6 +64,10 @@ function loadedMessage(
     'bpfd.io/bytecode-digest': program.load.bytecodeDigest,
     'bpfd.io/pin-dir': program.pinDir,
   };
+  if (program.load.image) {
+    annotations['bpfd.io/image'] = program.load.image.reference;
+    annotations['bpfd.io/image-digest'] = program.load.image.manifestDigest;
+  }
   if (program.tracepoint) {
     annotations['bpfd.io/attach-point'] = `tracepoint/${program.tracepoint}`;
     return {

@@ -17,6 +17,8 @@ export interface ObjectRef {
 export interface LoadSpec {
   objectPath: string;
   bytecodeDigest: string;
+  /** Set for `bytecode.image`: what was pulled. */
+  image?: { reference: string; manifestDigest: string };
   sectionName: string;
   programType: number;
   globalData: Map<string, Buffer>;
