@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 node to build, test and run bpfd-gitops from this checkout:
 #   1. Debian packages: the eBPF toolchain and the tools the demo and the tests use
-#      (Node.js 20 or newer and npm are installed from Debian only when missing or too old;
+#      (Node.js and npm come from Debian when missing; a node older than 20 is joined by
+#      Node.js 20 from the npm registry in /usr/local;
 #      docker-registry and openssl serve the bytecode image tests, which start a registry of
 #      their own on 127.0.0.1);
 #   2. npm dependencies (`npm ci`), skipped when node_modules already matches package.json;
@@ -90,23 +91,25 @@ install_packages() {
   apt_install "${missing[@]}"
 }
 
-# Debian 12's own nodejs is 18, older than package.json's "engines" allows. It is installed
-# only when there is no node at all; if the result is still too old we stop and say so rather
-# than add a third-party apt source behind the operator's back.
+# Debian 12's own nodejs is 18, older than package.json's "engines" allows. Debian's node and
+# npm are installed when there is no node at all; when the node found is too old, npm installs
+# Node.js 20 from the npm registry (the `node` package ships the official binary) into
+# /usr/local, which comes before /usr/bin in PATH.
 install_node() {
   if node_is_usable; then
     say "node $(node --version) and npm $(npm --version) present"
     return
   fi
-  apt_install nodejs npm
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   if ! node_is_usable; then
-    local found
-    found="$(node --version 2>/dev/null || echo 'no node')"
-    fail "node ${MIN_NODE_MAJOR} or newer with npm is needed, found ${found}." \
-      "Debian 12 ships node 18: install nodejs ${MIN_NODE_MAJOR}.x from another source" \
-      "(for example NodeSource's nodejs package), then run this script again."
+    say "node $(node --version 2>/dev/null || echo missing) is too old: npm install -g node@${MIN_NODE_MAJOR}"
+    npm install -g --prefix /usr/local "node@${MIN_NODE_MAJOR}"
+    hash -r
   fi
-  say "node $(node --version) and npm $(npm --version) installed"
+  if ! node_is_usable; then
+    fail "node ${MIN_NODE_MAJOR} or newer with npm is needed, found $(node --version 2>/dev/null || echo none)"
+  fi
+  say "node $(node --version) and npm $(npm --version) ready"
 }
 
 # `npm ls` fails when a dependency is missing or does not satisfy package.json, so a tree
