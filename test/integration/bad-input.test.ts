@@ -79,18 +79,25 @@ class DaemonLog {
     return this.entries().slice(mark);
   }
 
-  /** Waits for an entry after `mark` whose message starts with `message` (and `reason` among its reasons). */
-  async waitFor(message: string, mark: number, reason?: string): Promise<number> {
-    return eventually(`log "${message}"${reason ? ` for ${reason}` : ''}`, () => {
-      const position = this.since(mark).findIndex(
-        (entry) => entry.msg?.startsWith(message) && (!reason || entry.reasons?.includes(reason)),
+  /**
+   * The first entry after `mark` whose message starts with `message` and that `matches`, once
+   * it is logged, with the position right after it.
+   */
+  async waitFor(
+    message: string,
+    mark: number,
+    matches: (entry: LogEntry) => boolean = () => true,
+  ): Promise<{ entry: LogEntry; after: number }> {
+    return eventually(`log "${message}"`, () => {
+      const offset = this.since(mark).findIndex(
+        (entry) => entry.msg?.startsWith(message) === true && matches(entry),
       );
-      return position >= 0 && mark + position + 1;
+      return offset >= 0 && { entry: this.entries()[mark + offset]!, after: mark + offset + 1 };
     });
   }
 }
 
-/** Program id of every program pin under `root` (objects and dispatcher revisions). */
+/** Program id of every program pin of the workspace (objects and dispatcher revisions). */
 function pinnedProgramIds(workspace: Workspace): Record<string, number> {
   const ids: Record<string, number> = {};
   for (const pin of workspace.pins().filter((p) => path.basename(p) === 'prog')) {
@@ -156,9 +163,9 @@ describe('bad manifests (daemon, real kernel)', function () {
   }
 
   /** The LastKnownGood condition of the `breakable` object, once its message matches. */
-  function keptBecause(reason: RegExp, file = BREAKABLE) {
-    return eventually(`LastKnownGood on ${file} matching ${reason}`, () => {
-      const status = workspace.statusOf(file).find((d) => d.metadata?.name === 'breakable');
+  function keptBecause(reason: RegExp) {
+    return eventually(`LastKnownGood on ${BREAKABLE} matching ${reason}`, () => {
+      const status = workspace.statusOf(BREAKABLE).find((d) => d.metadata?.name === 'breakable');
       const condition = status?.status?.conditions?.find(
         (c: { type: string }) => c.type === 'LastKnownGood',
       );
@@ -175,14 +182,14 @@ describe('bad manifests (daemon, real kernel)', function () {
   }
 
   /** `breakable` runs its new version (verdict drop); `steady` was never touched. */
-  async function expectRepairedWithDrop(file = BREAKABLE): Promise<void> {
+  async function expectRepairedWithDrop(): Promise<void> {
     const newId = await eventually('a new breakable program', () => {
-      const id = workspace.programIdOf(file, 'breakable');
-      const current = workspace.condition(file, 'breakable')?.type === 'Loaded';
+      const id = workspace.programIdOf(BREAKABLE, 'breakable');
+      const current = workspace.condition(BREAKABLE, 'breakable')?.type === 'Loaded';
       return current && id !== undefined && id !== breakableId && id;
     });
     expect(verdictOf(newId)).to.equal(XDP_DROP);
-    const status = workspace.statusOf(file).find((d) => d.metadata?.name === 'breakable');
+    const status = workspace.statusOf(BREAKABLE).find((d) => d.metadata?.name === 'breakable');
     const types = status?.status?.conditions?.map((c: { type: string }) => c.type);
     expect(types).to.not.include('LastKnownGood');
     expectSteadyUntouched();
@@ -224,7 +231,7 @@ describe('bad manifests (daemon, real kernel)', function () {
     await expectRepairedWithDrop();
   });
 
-  it('keeps every program when a file is a YAML alias bomb, and answers promptly', async () => {
+  it('keeps every program when a file is a YAML alias bomb', async () => {
     replaceBreakable(aliasBomb(breakableText(20, XDP_DROP)));
 
     const kept = await keptBecause(/more than 100000 values/);
@@ -249,15 +256,16 @@ describe('bad manifests (daemon, real kernel)', function () {
     const text = breakableText(20, XDP_DROP);
     const half = text.slice(0, Math.floor(text.length / 2));
     const halfParsed = parseManifestText(BREAKABLE, half);
-    expect(halfParsed.documents[0]?.errors.length, 'the first half alone is invalid').to.be.above(
-      0,
-    );
+    const halfProblems = halfParsed.fileError
+      ? 1
+      : halfParsed.documents.flatMap((document) => document.errors).length;
+    expect(halfProblems, 'the first half alone is invalid').to.be.above(0);
 
     const fd = fs.openSync(manifestPath(BREAKABLE), 'w');
     try {
       fs.writeSync(fd, half);
       fs.fsyncSync(fd);
-      await keptBecause(/required field is missing|must/);
+      await keptBecause(/breakable\.yaml/);
       expectNothingChanged();
 
       fs.writeSync(fd, text.slice(half.length));
@@ -342,9 +350,13 @@ describe('bad manifests (daemon, real kernel)', function () {
     fs.renameSync(workspace.manifests, away);
     const missing = await log.waitFor('manifest dir missing', beforeMove);
     // The change of view triggers a reconcile; a SIGHUP forces another one on top.
-    await log.waitFor('reconcile done', missing, 'manifests changed');
+    await log.waitFor(
+      'reconcile done',
+      missing.after,
+      (e) => !!e.reasons?.includes('manifests changed'),
+    );
     daemon!.child.kill('SIGHUP');
-    await log.waitFor('reconcile done', missing, 'SIGHUP');
+    await log.waitFor('reconcile done', missing.after, (e) => !!e.reasons?.includes('SIGHUP'));
     expect(pinnedProgramIds(workspace)).to.deep.equal(baseline);
     expect(log.since(beforeMove).filter((entry) => entry.msg === 'program unloaded')).to.deep.equal(
       [],

@@ -45,7 +45,7 @@ function openatCounter(name: string, tracepoint = 'syscalls/sys_enter_openat'): 
   });
 }
 
-type LogEntry = { msg?: string; reasons?: string[]; err?: unknown } & Record<string, unknown>;
+type LogEntry = { msg?: string; reasons?: string[] } & Record<string, unknown>;
 
 /** The daemon's JSON log lines as they arrive, to wait for what it says it did. */
 class DaemonLog {
@@ -62,21 +62,30 @@ class DaemonLog {
       .map((line) => JSON.parse(line) as LogEntry);
   }
 
+  /** A position in the log: entries logged later come after it. */
   mark(): number {
     return this.entries().length;
   }
 
-  /** Waits for an entry after `mark` whose message starts with `message` and that `matches`. */
+  since(mark: number): LogEntry[] {
+    return this.entries().slice(mark);
+  }
+
+  /**
+   * The first entry after `mark` whose message starts with `message` and that `matches`, once
+   * it is logged, with the position right after it.
+   */
   async waitFor(
     message: string,
     mark: number,
     matches: (entry: LogEntry) => boolean = () => true,
-  ): Promise<LogEntry> {
-    return eventually(`log "${message}"`, () =>
-      this.entries()
-        .slice(mark)
-        .find((entry) => entry.msg?.startsWith(message) && matches(entry)),
-    );
+  ): Promise<{ entry: LogEntry; after: number }> {
+    return eventually(`log "${message}"`, () => {
+      const offset = this.since(mark).findIndex(
+        (entry) => entry.msg?.startsWith(message) === true && matches(entry),
+      );
+      return offset >= 0 && { entry: this.entries()[mark + offset]!, after: mark + offset + 1 };
+    });
   }
 }
 
@@ -283,9 +292,13 @@ describe('environment faults (real kernel)', function () {
       // Retries attach again without loading the program again each time.
       const pinsOfNowhere = () => workspace.pins().filter((p) => p.includes('/nowhere/'));
       const before = pinsOfNowhere();
-      const mark = log.mark();
+      let after = log.mark();
       for (let retry = 0; retry < 2; retry++) {
-        await log.waitFor('action failed', mark + retry, (e) => e.object === 'tracepoint/nowhere');
+        ({ after } = await log.waitFor(
+          'action failed',
+          after,
+          (e) => e.object === 'tracepoint/nowhere',
+        ));
       }
       expect(pinsOfNowhere()).to.deep.equal(before);
 
@@ -346,7 +359,7 @@ describe('environment faults (real kernel)', function () {
         xdpCounter('first', veth.ifA, 10),
         xdpCounter('second', veth.ifA, 20),
       ]);
-      const failure = await log.waitFor('cannot write status', mark);
+      const { entry: failure } = await log.waitFor('cannot write status', mark);
       expect(String(failure.err)).to.include('ENOSPC');
       expect(failure.file).to.equal(path.join(workspace.manifests, 'xdp.yaml'));
       expect(programPinOf('second'), 'second loaded despite the full disk').to.not.equal(undefined);
