@@ -5,7 +5,6 @@
  * operator reads, that the rest keeps running, and that the daemon recovers once the fault is
  * gone where it can.
  */
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import {
   Workspace,
   xdpProgram,
 } from '../helpers/env.js';
+import { DaemonLog } from '../helpers/daemon-log.js';
 
 function xdpCounter(name: string, iface: string, priority = 50): object {
   return xdpProgram(name, {
@@ -43,50 +43,6 @@ function openatCounter(name: string, tracepoint = 'syscalls/sys_enter_openat'): 
     name: tracepoint,
     bytecode: { path: path.join(OBJECTS, 'tracepoint_counter.o') },
   });
-}
-
-type LogEntry = { msg?: string; reasons?: string[] } & Record<string, unknown>;
-
-/** The daemon's JSON log lines as they arrive, to wait for what it says it did. */
-class DaemonLog {
-  #text = '';
-
-  constructor(child: ChildProcess) {
-    child.stdout!.on('data', (chunk: Buffer) => (this.#text += chunk.toString('utf8')));
-  }
-
-  entries(): LogEntry[] {
-    return this.#text
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as LogEntry);
-  }
-
-  /** A position in the log: entries logged later come after it. */
-  mark(): number {
-    return this.entries().length;
-  }
-
-  since(mark: number): LogEntry[] {
-    return this.entries().slice(mark);
-  }
-
-  /**
-   * The first entry after `mark` whose message starts with `message` and that `matches`, once
-   * it is logged, with the position right after it.
-   */
-  async waitFor(
-    message: string,
-    mark: number,
-    matches: (entry: LogEntry) => boolean = () => true,
-  ): Promise<{ entry: LogEntry; after: number }> {
-    return eventually(`log "${message}"`, () => {
-      const offset = this.since(mark).findIndex(
-        (entry) => entry.msg?.startsWith(message) === true && matches(entry),
-      );
-      return offset >= 0 && { entry: this.entries()[mark + offset]!, after: mark + offset + 1 };
-    });
-  }
 }
 
 /** Mount points at or below `dir`, from this mount namespace's mount table. */
