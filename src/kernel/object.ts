@@ -260,7 +260,13 @@ function loadFailure(errno: number, functionName: string, subject: string, outpu
       log,
     );
   }
-  const lastLines = output.trim().split('\n').slice(-3).join('; ');
+  // libbpf's notes about BTF it could not load and ignored are not the reason.
+  const lastLines = output
+    .trim()
+    .split('\n')
+    .filter((line) => !/ignoring|^\s*$/.test(line))
+    .slice(-3)
+    .join('; ');
   return new LoadError(
     `${subject}: loading program ${functionName} failed (${errnoName(errno)})` +
       (lastLines ? `: ${lastLines}` : ''),

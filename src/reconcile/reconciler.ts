@@ -153,11 +153,15 @@ export class Reconciler {
       planned.rejected,
     );
     const outcomes: ObjectOutcome[] = [];
-    for (const [file, { statuses: fileStatuses, outcomes: fileOutcomes }] of statuses) {
-      outcomes.push(...fileOutcomes);
-      await this.writeStatus(file, fileStatuses);
+    for (const { outcomes: fileOutcomes } of statuses.values()) outcomes.push(...fileOutcomes);
+    // While the manifest dir is gone (a swap in progress) its files look deleted to the status
+    // writer, which would drop their sidecars: leave status alone until the dir is back.
+    if (!snapshot.dirMissing) {
+      for (const [file, { statuses: fileStatuses }] of statuses) {
+        await this.writeStatus(file, fileStatuses);
+      }
+      await this.removeGoneSidecars(new Set(statuses.keys()));
     }
-    await this.removeGoneSidecars(new Set(statuses.keys()));
 
     const retryWanted =
       [...execution.errors.values()].some((err) => !isTerminal(err)) ||
