@@ -108,6 +108,12 @@ export async function run(options: RunOptions): Promise<number> {
   const resync = cron.schedule(config.resync, async () => {
     await watcher.rescan();
     loop.trigger('resync');
+    await loop.idle();
+    try {
+      await reconciler.collectImageGarbage();
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'image cache cleanup failed');
+    }
   });
 
   // Interfaces coming, going or renamed change what can attach: react to netlink events. If

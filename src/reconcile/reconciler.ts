@@ -110,6 +110,9 @@ function fingerprint(objects: DesiredObject[]): string {
 export class Reconciler {
   private readonly executor: Executor;
   private readonly images: ImageResolver;
+  private readonly imageStore: ImageStore;
+  /** Image manifest digests the last reconcile used; undefined when it could not tell. */
+  private imagesInUse: Set<string> | undefined;
   private readonly knownFiles = new Set<string>();
 
   constructor(
@@ -119,6 +122,7 @@ export class Reconciler {
     onImageResolved: (ok: boolean) => void = () => undefined,
   ) {
     const store = imageStoreFor(config, logger);
+    this.imageStore = store;
     this.images = {
       resolve: (request) =>
         store.resolve(request).then(
@@ -163,6 +167,12 @@ export class Reconciler {
       await this.removeGoneSidecars(new Set(statuses.keys()));
     }
 
+    // With an image that could not be resolved, its cached copy may still be wanted.
+    const unresolved = objects.some((o) => o.blocker?.reason === 'bytecode');
+    this.imagesInUse = unresolved
+      ? undefined
+      : new Set(objects.flatMap((o) => o.program?.load.image?.manifestDigest ?? []));
+
     const retryWanted =
       [...execution.errors.values()].some((err) => !isTerminal(err)) ||
       objects.some((o) => o.blocker?.reason === 'bytecode');
@@ -178,6 +188,12 @@ export class Reconciler {
       observed,
       desiredFingerprint: fingerprint(objects),
     };
+  }
+
+  /** Removes cached images no object used in the last reconcile (run on the resync schedule). */
+  async collectImageGarbage(): Promise<string[]> {
+    if (!this.imagesInUse) return [];
+    return this.imageStore.collectGarbage(this.imagesInUse);
   }
 
   private async writeStatus(file: string, statuses: Parameters<StatusWriter['write']>[1]) {

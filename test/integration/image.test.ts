@@ -11,6 +11,8 @@ import { expect } from 'chai';
 import { buildImageLayout, pushImageLayout } from '../../src/bytecode/index.js';
 import {
   bpfd,
+  Daemon,
+  eventually,
   OBJECTS,
   programIds,
   readU64,
@@ -154,6 +156,48 @@ describe('bytecode.image in the daemon (real registry, real kernel)', function (
     expect(programIds().has(id)).to.equal(true);
     expect(opensCounted()).to.equal(10n);
   });
+
+  it('collects cached images no manifest uses any more on the resync schedule', async () => {
+    const digest = await push('tracepoint_counter.o');
+    writeSecret(PASSWORD);
+    workspace.writeConfig({
+      registries: { insecure: [registry.host] },
+      secretsDir: path.join(workspace.dir, 'secrets'),
+      resync: '* * * * * *',
+    });
+    workspace.writeManifest('tp.yaml', manifest('IfNotPresent'));
+    const cached = () =>
+      cacheEntries().some((entry) => entry.includes(digest.slice('sha256:'.length)));
+    const daemon = new Daemon(workspace);
+    try {
+      await eventually(
+        'Loaded from the image',
+        () => workspace.condition('tp.yaml', 'opens')?.type === 'Loaded',
+      );
+      expect(cached()).to.equal(true);
+
+      const [document] = manifest('IfNotPresent') as Array<{ spec: Record<string, unknown> }>;
+      document.spec.bytecode = { path: path.join(OBJECTS, 'tracepoint_counter.o') };
+      workspace.writeManifest('tp.yaml', [document]);
+      await eventually('image removed from the cache', () => !cached());
+      expect(workspace.condition('tp.yaml', 'opens')?.type).to.equal('Loaded');
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  function cacheEntries(): string[] {
+    const root = path.join(workspace.dir, 'state', 'images');
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        found.push(path.join(dir, entry.name));
+        if (entry.isDirectory()) walk(path.join(dir, entry.name));
+      }
+    };
+    if (fs.existsSync(root)) walk(root);
+    return found;
+  }
 
   it('reports a refused password as BytecodeSelectorError without the password anywhere', async () => {
     await push('tracepoint_counter.o');
