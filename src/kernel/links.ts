@@ -87,7 +87,11 @@ export function queryXdp(ifindex: number): { programId: number; mode?: XdpMode }
   };
 }
 
-/** Attaches a TC program through tcx (a bpf_link per interface and direction). */
+/**
+ * Attaches a TC program through tcx (a bpf_link per interface and direction).
+ * LIMITATION: tcx needs Linux 6.6 or newer; older kernels (Debian 12's stock 6.1) have only
+ * netlink tc filters, which cannot be pinned as links, and TcPrograms fail there with the errno.
+ */
 export function attachTcx(program: Fd, ifindex: number, direction: TcDirection, hook: string) {
   const attachType = direction === 'ingress' ? BPF_TCX_INGRESS : BPF_TCX_EGRESS;
   return createLink(program, ifindex, attachType, 0, hook);
