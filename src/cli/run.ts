@@ -55,6 +55,28 @@ function onceExitCode(result: ReconcileResult, logger: Logger): number {
   return failed.length > 0 ? 1 : 0;
 }
 
+/** Keys the running daemon is built around (lock, watcher, listener, schedule). */
+const RESTART_ONLY_KEYS = ['nodeName', 'manifestDir', 'statusDir', 'bpffsRoot', 'resync'] as const;
+
+/**
+ * A reload applies every key except those that need a restart; for those the running values
+ * stay, and the log says which changes wait for `systemctl restart`.
+ */
+function keepRestartOnlyKeys(running: Config, loaded: Config, logger: Logger): Config {
+  const kept: Config = { ...loaded, metrics: running.metrics };
+  const ignored: string[] =
+    loaded.metrics.listen === running.metrics.listen ? [] : ['metrics.listen'];
+  for (const key of RESTART_ONLY_KEYS) {
+    if (loaded[key] === running[key]) continue;
+    ignored.push(key);
+    Object.assign(kept, { [key]: running[key] });
+  }
+  if (ignored.length > 0) {
+    logger.error({ keys: ignored }, 'these config changes need a restart; running values kept');
+  }
+  return kept;
+}
+
 export async function run(options: RunOptions): Promise<number> {
   let config = await loadConfig({ file: options.configFile, overrides: options.overrides });
   const logger = createLogger(config.logLevel, options.logFormat);
@@ -135,7 +157,8 @@ export async function run(options: RunOptions): Promise<number> {
   process.on('SIGHUP', async () => {
     notifySystemd('RELOADING=1');
     try {
-      config = await loadConfig({ file: options.configFile, overrides: options.overrides });
+      const loaded = await loadConfig({ file: options.configFile, overrides: options.overrides });
+      config = keepRestartOnlyKeys(config, loaded, logger);
       logger.level = config.logLevel;
       reconciler = new Reconciler(config, statusWriter, logger, imageResolved);
       logger.info({ configFile: config.configFile }, 'configuration reloaded');

@@ -15,6 +15,7 @@ import {
   Workspace,
   xdpProgram,
 } from '../helpers/env.js';
+import { DaemonLog } from '../helpers/daemon-log.js';
 
 function xdpCounter(name: string, iface: string, extra: Record<string, unknown> = {}) {
   return xdpProgram(name, {
@@ -138,6 +139,32 @@ describe('operating the daemon (real kernel)', function () {
     workspace.writeConfig({ resync: '0 0 1 1 *', nodeLabels: { role: 'edge' } });
     daemon.child.kill('SIGHUP');
     await loaded('xdp.yaml', 'labelled');
+  });
+
+  it('keeps the running node name on SIGHUP and says the change needs a restart', async () => {
+    workspace.writeManifest('xdp.yaml', [xdpCounter('rooted', veth.ifA)]);
+    workspace.writeConfig({ resync: '0 0 1 1 *' });
+    daemon = new Daemon(workspace, veth.nsA);
+    const log = new DaemonLog(daemon.child);
+    await loaded('xdp.yaml', 'rooted');
+    const id = workspace.programIdOf('xdp.yaml', 'rooted');
+
+    workspace.writeConfig({ resync: '0 0 1 1 *', nodeName: 'renamed-node' });
+    const mark = log.mark();
+    daemon.child.kill('SIGHUP');
+    const { entry } = await log.waitFor('these config changes need a restart', mark);
+    expect(entry.keys).to.deep.equal(['nodeName']);
+    await log.waitFor('configuration reloaded', mark);
+    workspace.writeManifest('xdp.yaml', [xdpCounter('rooted', veth.ifA, { priority: 7 })]);
+    await eventually(
+      'status rewritten',
+      () =>
+        workspace.bpfProgram('xdp.yaml', 'rooted')?.metadata.annotations['bpfd.io/priority'] ===
+        '7',
+    );
+    expect(workspace.bpfProgram('xdp.yaml', 'rooted')!.metadata.name).to.equal('rooted-test-node');
+    expect(workspace.programIdOf('xdp.yaml', 'rooted')).to.equal(id);
+    expect(programIds().has(id!)).to.equal(true);
   });
 
   it('plan shows the exact changes, touches nothing, and exits 2 then 0', async () => {
