@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { goArchitecture } from '../platform.js';
 
 import yaml from 'js-yaml';
 import { validate as isCronExpression } from 'node-cron';
@@ -80,7 +81,7 @@ export function builtinNodeLabels(config: Config): Record<string, string> {
     ...config.nodeLabels,
     'kubernetes.io/hostname': config.nodeName,
     'kubernetes.io/os': 'linux',
-    'kubernetes.io/arch': goArch(process.arch),
+    'kubernetes.io/arch': goArchitecture(process.arch),
   };
 }
 
@@ -215,25 +216,6 @@ function applyOverrides(config: ConfigWithoutNode, overrides: ConfigOverrides): 
 
 function isNodeName(name: string): boolean {
   return name.length <= 253 && NODE_NAME_PATTERN.test(name);
-}
-
-/** Go's GOARCH for Node's `process.arch`, as in the `kubernetes.io/arch` label. */
-function goArch(arch: string): string {
-  const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  switch (arch) {
-    case 'x64':
-      return 'amd64';
-    case 'ia32':
-      return '386';
-    case 'ppc64':
-      return littleEndian ? 'ppc64le' : 'ppc64';
-    case 'mips':
-      return littleEndian ? 'mipsle' : 'mips';
-    case 'mipsel':
-      return 'mipsle';
-    default:
-      return arch;
-  }
 }
 
 function throwIfAny(file: string, errors: ManifestError[]): void {
