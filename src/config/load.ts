@@ -1,13 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { goArchitecture } from '../platform.js';
 
 import yaml from 'js-yaml';
 import { validate as isCronExpression } from 'node-cron';
 
 import { validateAgainst } from '../api/index.js';
 import { ManifestError } from '../errors.js';
+import { goArchitecture } from '../platform.js';
 import { ConfigFileSchema, NODE_NAME_PATTERN, type ConfigFile } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/bpfd/config.yaml';
