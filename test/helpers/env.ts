@@ -121,6 +121,23 @@ export class Workspace {
     return `http://127.0.0.1:${this.metricsPort}`;
   }
 
+  /** The command-line flags that point bpfd at this workspace. */
+  flags(): string[] {
+    return [
+      '--config',
+      this.configFile,
+      '--manifests',
+      this.manifests,
+      '--bpffs-root',
+      this.bpffsRoot,
+    ];
+  }
+
+  /** `bpfd run --once` on this workspace, in `netns` when given. */
+  runOnce(netns?: string, env: Record<string, string> = {}): Promise<BpfdResult> {
+    return bpfd(['run', '--once', ...this.flags()], netns, env);
+  }
+
   writeConfig(config: Record<string, unknown>): void {
     const full = {
       nodeName: 'test-node',
@@ -267,18 +284,7 @@ export class Daemon {
     env: Record<string, string> = {},
   ) {
     this.child = spawnBpfd(
-      [
-        'run',
-        '--config',
-        workspace.configFile,
-        '--manifests',
-        workspace.manifests,
-        '--bpffs-root',
-        workspace.bpffsRoot,
-        '--log-format',
-        'json',
-        ...extraArgs,
-      ],
+      ['run', ...workspace.flags(), '--log-format', 'json', ...extraArgs],
       netns,
       env,
     );
@@ -355,6 +361,21 @@ export function tcProgram(name: string, spec: Record<string, unknown>): object {
     metadata: { name },
     spec: { nodeselector: {}, priority: 50, direction: 'ingress', ...spec },
   };
+}
+
+/** The example XDP counter (xdp_counter.o, verdict pass) on `iface`; `spec` overrides fields. */
+export function xdpCounter(
+  name: string,
+  iface: string,
+  spec: Record<string, unknown> = {},
+): object {
+  return xdpProgram(name, {
+    sectionname: 'stats',
+    interfaceselector: { interface: iface },
+    globaldata: { verdict: u32(2) },
+    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
+    ...spec,
+  });
 }
 
 export function tracepointProgram(name: string, spec: Record<string, unknown>): object {

@@ -15,12 +15,11 @@ import { openPin, programFdById, programInfo, testRun, withFds } from '../../src
 import {
   Daemon,
   eventually,
-  OBJECTS,
   programIds,
   u32,
   VethPair,
   Workspace,
-  xdpProgram,
+  xdpCounter as sharedXdpCounter,
 } from '../helpers/env.js';
 import { DaemonLog } from '../helpers/daemon-log.js';
 
@@ -31,13 +30,7 @@ const STEADY = 'steady.yaml';
 const BREAKABLE = 'breakable.yaml';
 
 function xdpCounter(name: string, iface: string, priority: number, verdict = XDP_PASS): object {
-  return xdpProgram(name, {
-    sectionname: 'stats',
-    interfaceselector: { interface: iface },
-    priority,
-    globaldata: { verdict: u32(verdict) },
-    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
-  });
+  return sharedXdpCounter(name, iface, { priority, globaldata: { verdict: u32(verdict) } });
 }
 
 /** A classic "billion laughs" appended to a valid document. */

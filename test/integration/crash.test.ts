@@ -7,14 +7,12 @@ import { FAULT_POINTS, type FaultPoint } from '../../src/fault.js';
 import { kernelObjectIds } from '../../src/kernel/index.js';
 import { observe } from '../../src/reconcile/index.js';
 import {
-  bpfd,
   eventually,
   OBJECTS,
   tracepointProgram,
-  u32,
   VethPair,
   Workspace,
-  xdpProgram,
+  xdpCounter,
 } from '../helpers/env.js';
 
 type Scenario = 'apply' | 'reorder' | 'delete';
@@ -32,14 +30,7 @@ const SCENARIO: Record<FaultPoint, Scenario> = {
 };
 
 function manifests(iface: string, firstPriority: number) {
-  const counter = (name: string, priority: number) =>
-    xdpProgram(name, {
-      sectionname: 'stats',
-      priority,
-      interfaceselector: { interface: iface },
-      globaldata: { verdict: u32(2) },
-      bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
-    });
+  const counter = (name: string, priority: number) => xdpCounter(name, iface, { priority });
   return [
     counter('first', firstPriority),
     counter('second', 20),
@@ -75,21 +66,7 @@ describe('crash safety (kill -9 between kernel actions)', function () {
     await veth.cleanup();
   });
 
-  const once = (env: Record<string, string> = {}) =>
-    bpfd(
-      [
-        'run',
-        '--once',
-        '--config',
-        workspace.configFile,
-        '--manifests',
-        workspace.manifests,
-        '--bpffs-root',
-        workspace.bpffsRoot,
-      ],
-      veth.nsA,
-      env,
-    );
+  const once = (env: Record<string, string> = {}) => workspace.runOnce(veth.nsA, env);
 
   for (const point of FAULT_POINTS) {
     it(`converges with no duplicates and no leaks after a crash at ${point}`, async () => {

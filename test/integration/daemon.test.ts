@@ -17,19 +17,16 @@ import {
   u32,
   VethPair,
   Workspace,
+  xdpCounter,
   xdpProgram,
 } from '../helpers/env.js';
 
 const XDP_PASS = 2;
 const XDP_DROP = 1;
 
-function xdpCounter(name: string, iface: string, verdict = XDP_PASS) {
-  return xdpProgram(name, {
-    sectionname: 'stats',
-    interfaceselector: { interface: iface },
-    globaldata: { verdict: u32(verdict) },
-    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
-  });
+/** The example counter returning `verdict`. */
+function counter(name: string, iface: string, verdict = XDP_PASS) {
+  return xdpCounter(name, iface, { globaldata: { verdict: u32(verdict) } });
 }
 
 describe('bpfd run (daemon, real kernel)', function () {
@@ -60,7 +57,7 @@ describe('bpfd run (daemon, real kernel)', function () {
   describe('XdpProgram', () => {
     it('loads, attaches and pins a dropped-in manifest and counts the traffic', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('counter', veth.ifA)]);
+      workspace.writeManifest('xdp.yaml', [counter('counter', veth.ifA)]);
       await loaded('xdp.yaml', 'counter');
 
       const id = workspace.programIdOf('xdp.yaml', 'counter')!;
@@ -87,7 +84,7 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('applies globaldata: verdict drop stops the pings and still counts them', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('dropper', veth.ifA, XDP_DROP)]);
+      workspace.writeManifest('xdp.yaml', [counter('dropper', veth.ifA, XDP_DROP)]);
       await loaded('xdp.yaml', 'dropper');
       const mapPin = workspace.mapPinOf('xdp.yaml', 'dropper', 'xdp_stats_map');
 
@@ -97,11 +94,11 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('replaces the program when the manifest changes and unloads the old one', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('edited', veth.ifA, XDP_PASS)]);
+      workspace.writeManifest('xdp.yaml', [counter('edited', veth.ifA, XDP_PASS)]);
       await loaded('xdp.yaml', 'edited');
       const firstId = workspace.programIdOf('xdp.yaml', 'edited')!;
 
-      workspace.writeManifest('xdp.yaml', [xdpCounter('edited', veth.ifA, XDP_DROP)]);
+      workspace.writeManifest('xdp.yaml', [counter('edited', veth.ifA, XDP_DROP)]);
       const secondId = await eventually('a new program id', () => {
         const id = workspace.programIdOf('xdp.yaml', 'edited');
         return (
@@ -119,7 +116,7 @@ describe('bpfd run (daemon, real kernel)', function () {
     it('detaches and unpins everything when the manifest is removed', async () => {
       const before = programIds();
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('removed', veth.ifA)]);
+      workspace.writeManifest('xdp.yaml', [counter('removed', veth.ifA)]);
       await loaded('xdp.yaml', 'removed');
       const id = workspace.programIdOf('xdp.yaml', 'removed')!;
 
@@ -135,26 +132,14 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('keeps the same program ids across a daemon restart', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('kept', veth.ifA)]);
+      workspace.writeManifest('xdp.yaml', [counter('kept', veth.ifA)]);
       await loaded('xdp.yaml', 'kept');
       const id = workspace.programIdOf('xdp.yaml', 'kept');
       const stopped = await daemon!.stop();
       expect(stopped.code).to.equal(0);
       expect(programIds().has(id!)).to.equal(true);
 
-      const again = await bpfd(
-        [
-          'run',
-          '--once',
-          '--config',
-          workspace.configFile,
-          '--manifests',
-          workspace.manifests,
-          '--bpffs-root',
-          workspace.bpffsRoot,
-        ],
-        veth.nsA,
-      );
+      const again = await workspace.runOnce(veth.nsA);
       expect(again.code, again.stdout + again.stderr).to.equal(0);
       expect(again.stdout).not.to.include('program loaded');
       expect(workspace.programIdOf('xdp.yaml', 'kept')).to.equal(id);
@@ -162,7 +147,7 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('keeps the previous program when the file stops parsing and says why', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('stable', veth.ifA)]);
+      workspace.writeManifest('xdp.yaml', [counter('stable', veth.ifA)]);
       await loaded('xdp.yaml', 'stable');
       const id = workspace.programIdOf('xdp.yaml', 'stable');
 
@@ -182,7 +167,7 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('reports NotSelected when the nodeselector does not match this node', async () => {
       start();
-      const manifest = xdpCounter('elsewhere', veth.ifA) as { spec: Record<string, unknown> };
+      const manifest = counter('elsewhere', veth.ifA) as { spec: Record<string, unknown> };
       manifest.spec.nodeselector = { matchLabels: { role: 'edge' } };
       workspace.writeManifest('xdp.yaml', [manifest]);
       const condition = await eventually('NotSelected', () => {
@@ -195,7 +180,7 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('reports a missing interface and attaches once it appears', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('later', 'bgtlate0')]);
+      workspace.writeManifest('xdp.yaml', [counter('later', 'bgtlate0')]);
       const waiting = await eventually('NotLoaded', () => {
         const c = workspace.condition('xdp.yaml', 'later');
         return c?.type === 'NotLoaded' && c;
@@ -232,7 +217,7 @@ describe('bpfd run (daemon, real kernel)', function () {
         'bgtflap1',
       ]);
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('flapping', 'bgtflap0')]);
+      workspace.writeManifest('xdp.yaml', [counter('flapping', 'bgtflap0')]);
       await loaded('xdp.yaml', 'flapping');
       const id = workspace.programIdOf('xdp.yaml', 'flapping');
 
@@ -267,7 +252,7 @@ describe('bpfd run (daemon, real kernel)', function () {
 
     it('keeps the running version when the edited bytecode is refused', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('upgraded', veth.ifA)]);
+      workspace.writeManifest('xdp.yaml', [counter('upgraded', veth.ifA)]);
       await loaded('xdp.yaml', 'upgraded');
       const id = workspace.programIdOf('xdp.yaml', 'upgraded')!;
       const mapPin = workspace.mapPinOf('xdp.yaml', 'upgraded', 'xdp_stats_map');
@@ -298,7 +283,7 @@ describe('bpfd run (daemon, real kernel)', function () {
           interfaceselector: { interface: veth.ifA },
           bytecode: { path: path.join(OBJECTS, 'test/verifier_reject.o') },
         }),
-        xdpCounter('fine', veth.ifA),
+        counter('fine', veth.ifA),
       ]);
       const refused = await eventually('NotLoaded', () => {
         const c = workspace.condition('xdp.yaml', 'refused');
@@ -384,20 +369,9 @@ describe('bpfd run (daemon, real kernel)', function () {
   describe('locking', () => {
     it('refuses to start a second daemon on the same bpffs root', async () => {
       start();
-      workspace.writeManifest('xdp.yaml', [xdpCounter('locked', veth.ifA)]);
+      workspace.writeManifest('xdp.yaml', [counter('locked', veth.ifA)]);
       await loaded('xdp.yaml', 'locked');
-      const second = await bpfd(
-        [
-          'run',
-          '--config',
-          workspace.configFile,
-          '--manifests',
-          workspace.manifests,
-          '--bpffs-root',
-          workspace.bpffsRoot,
-        ],
-        veth.nsA,
-      );
+      const second = await bpfd(['run', ...workspace.flags()], veth.nsA);
       expect(second.code).to.equal(1);
       expect(second.stderr).to.include('another bpfd daemon already manages');
     });

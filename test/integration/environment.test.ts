@@ -20,21 +20,15 @@ import {
   programIds,
   sh,
   tracepointProgram,
-  u32,
   VethPair,
   Workspace,
   xdpProgram,
+  xdpCounter as sharedXdpCounter,
 } from '../helpers/env.js';
 import { DaemonLog } from '../helpers/daemon-log.js';
 
 function xdpCounter(name: string, iface: string, priority = 50): object {
-  return xdpProgram(name, {
-    sectionname: 'stats',
-    interfaceselector: { interface: iface },
-    priority,
-    globaldata: { verdict: u32(2) },
-    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
-  });
+  return sharedXdpCounter(name, iface, { priority });
 }
 
 function openatCounter(name: string, tracepoint = 'syscalls/sys_enter_openat'): object {

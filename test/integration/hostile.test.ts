@@ -3,15 +3,10 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { bpfd, OBJECTS, u32, VethPair, Workspace, xdpProgram } from '../helpers/env.js';
+import { OBJECTS, VethPair, Workspace, xdpCounter } from '../helpers/env.js';
 
-function counter(iface: string, objectPath = path.join(OBJECTS, 'xdp_counter.o')) {
-  return xdpProgram('guarded', {
-    sectionname: 'stats',
-    interfaceselector: { interface: iface },
-    globaldata: { verdict: u32(2) },
-    bytecode: { path: objectPath },
-  });
+function counter(iface: string, objectPath?: string) {
+  return xdpCounter('guarded', iface, objectPath ? { bytecode: { path: objectPath } } : {});
 }
 
 describe('hostile filesystem (real kernel)', function () {
@@ -29,20 +24,7 @@ describe('hostile filesystem (real kernel)', function () {
     await veth.cleanup();
   });
 
-  const once = () =>
-    bpfd(
-      [
-        'run',
-        '--once',
-        '--config',
-        workspace.configFile,
-        '--manifests',
-        workspace.manifests,
-        '--bpffs-root',
-        workspace.bpffsRoot,
-      ],
-      veth.nsA,
-    );
+  const once = () => workspace.runOnce(veth.nsA);
   const invalidMessage = () =>
     workspace
       .statusOf('x.yaml')[0]

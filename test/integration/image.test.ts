@@ -10,7 +10,6 @@ import { expect } from 'chai';
 
 import { buildImageLayout, pushImageLayout } from '../../src/bytecode/index.js';
 import {
-  bpfd,
   Daemon,
   eventually,
   OBJECTS,
@@ -91,17 +90,7 @@ describe('bytecode.image in the daemon (real registry, real kernel)', function (
     ];
   }
 
-  const once = () =>
-    bpfd([
-      'run',
-      '--once',
-      '--config',
-      workspace.configFile,
-      '--manifests',
-      workspace.manifests,
-      '--bpffs-root',
-      workspace.bpffsRoot,
-    ]);
+  const once = () => workspace.runOnce();
 
   function opensCounted(): bigint {
     const mapPin = workspace.mapPinOf('tp.yaml', 'opens', 'tracepoint_stats_map');

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
 
 import { expect } from 'chai';
 
@@ -7,25 +6,13 @@ import {
   bpfd,
   Daemon,
   eventually,
-  OBJECTS,
   programIds,
   sh,
-  u32,
   VethPair,
   Workspace,
-  xdpProgram,
+  xdpCounter,
 } from '../helpers/env.js';
 import { DaemonLog } from '../helpers/daemon-log.js';
-
-function xdpCounter(name: string, iface: string, extra: Record<string, unknown> = {}) {
-  return xdpProgram(name, {
-    sectionname: 'stats',
-    interfaceselector: { interface: iface },
-    globaldata: { verdict: u32(2) },
-    bytecode: { path: path.join(OBJECTS, 'xdp_counter.o') },
-    ...extra,
-  });
-}
 
 /** HTTP GET from inside the namespace the daemon listens in. */
 async function get(netns: string, url: string): Promise<{ status: number; body: string }> {
@@ -60,14 +47,6 @@ describe('operating the daemon (real kernel)', function () {
     await veth.cleanup();
   });
 
-  const common = () => [
-    '--config',
-    workspace.configFile,
-    '--manifests',
-    workspace.manifests,
-    '--bpffs-root',
-    workspace.bpffsRoot,
-  ];
   const loaded = (file: string, name: string) =>
     eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
 
@@ -170,16 +149,16 @@ describe('operating the daemon (real kernel)', function () {
   it('plan shows the exact changes, touches nothing, and exits 2 then 0', async () => {
     workspace.writeManifest('xdp.yaml', [xdpCounter('planned', veth.ifA)]);
     const before = programIds();
-    const planned = await bpfd(['plan', ...common()], veth.nsA);
+    const planned = await bpfd(['plan', ...workspace.flags()], veth.nsA);
     expect(planned.code, planned.stderr).to.equal(2);
     expect(planned.stdout).to.include('load xdp/planned');
     expect(planned.stdout).to.include(`install chain on xdp on ${veth.ifA}: xdp/planned`);
     expect([...programIds()].filter((id) => !before.has(id))).to.deep.equal([]);
     expect(workspace.pins()).to.deep.equal([]);
 
-    const applied = await bpfd(['run', '--once', ...common()], veth.nsA);
+    const applied = await bpfd(['run', '--once', ...workspace.flags()], veth.nsA);
     expect(applied.code, applied.stderr).to.equal(0);
-    const again = await bpfd(['plan', ...common()], veth.nsA);
+    const again = await bpfd(['plan', ...workspace.flags()], veth.nsA);
     expect(again.code).to.equal(0);
     expect(again.stdout).to.include('No changes');
   });
@@ -189,10 +168,10 @@ describe('operating the daemon (real kernel)', function () {
       xdpCounter('one', veth.ifA, { priority: 10 }),
       xdpCounter('two', veth.ifA, { priority: 20 }),
     ]);
-    const applied = await bpfd(['run', '--once', ...common()], veth.nsA);
+    const applied = await bpfd(['run', '--once', ...workspace.flags()], veth.nsA);
     expect(applied.code, applied.stderr).to.equal(0);
 
-    const result = await bpfd(['status', '-o', 'json', ...common()], veth.nsA);
+    const result = await bpfd(['status', '-o', 'json', ...workspace.flags()], veth.nsA);
     expect(result.code).to.equal(0);
     const status = JSON.parse(result.stdout) as {
       objects: Array<{ name: string; condition: string; programIds: string[] }>;
@@ -212,17 +191,20 @@ describe('operating the daemon (real kernel)', function () {
     expect(status.hooks[0].chain.map((c) => c.object)).to.deep.equal(['xdp/one', 'xdp/two']);
     expect(status.hooks[0].chain.map((c) => c.priority)).to.deep.equal([10, 20]);
     expect(status.hooks[0].xdpMode).to.equal('native');
-    const table = await bpfd(['status', ...common()], veth.nsA);
+    const table = await bpfd(['status', ...workspace.flags()], veth.nsA);
     expect(table.stdout).to.match(/1\. xdp\/one\s+program \d+\s+priority 10\s+proceedon default/);
 
-    const got = await bpfd(['get', 'XdpProgram', 'two', '-o', 'json', ...common()], veth.nsA);
+    const got = await bpfd(
+      ['get', 'XdpProgram', 'two', '-o', 'json', ...workspace.flags()],
+      veth.nsA,
+    );
     expect(got.code).to.equal(0);
     expect(JSON.parse(got.stdout)[1].spec.programs).to.have.property(String(ids[1]));
   });
 
   it('run --once exits 1 when a selected object is not loaded', async () => {
     workspace.writeManifest('xdp.yaml', [xdpCounter('absent', 'bgtnope0')]);
-    const result = await bpfd(['run', '--once', ...common()], veth.nsA);
+    const result = await bpfd(['run', '--once', ...workspace.flags()], veth.nsA);
     expect(result.code).to.equal(1);
     expect(result.stdout).to.include('bgtnope0');
   });
