@@ -145,6 +145,25 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(workspace.programIdOf('xdp.yaml', 'kept')).to.equal(id);
     });
 
+    it('adopts the pin tree of a previous version: new dispatcher code, same programs', async () => {
+      workspace.writeManifest('xdp.yaml', [counter('adopted', veth.ifA)]);
+      expect((await workspace.runOnce(veth.nsA)).code).to.equal(0);
+      const id = workspace.programIdOf('xdp.yaml', 'adopted');
+      // a revision built by an older daemon: same layout, another dispatcher version in its hash
+      const revision = workspace.pins().find((p) => /\/rev_\d+_[0-9a-f]+\/prog$/.test(p))!;
+      const revisionDir = path.dirname(revision);
+      fs.renameSync(revisionDir, revisionDir.replace(/_[0-9a-f]+$/, '_00000000000000aa'));
+
+      const upgraded = await workspace.runOnce(veth.nsA);
+      expect(upgraded.code, upgraded.stdout + upgraded.stderr).to.equal(0);
+      expect(upgraded.stdout).to.include('dispatcher chain installed');
+      expect(upgraded.stdout).not.to.include('program loaded');
+      expect(workspace.programIdOf('xdp.yaml', 'adopted')).to.equal(id);
+      expect(
+        workspace.pins().filter((p) => /\/rev_/.test(p) && p.endsWith('/prog')),
+      ).to.have.length(1);
+    });
+
     it('keeps the previous program when the file stops parsing and says why', async () => {
       start();
       workspace.writeManifest('xdp.yaml', [counter('stable', veth.ifA)]);

@@ -1,7 +1,9 @@
+import crypto from 'node:crypto';
+
 import { expect } from 'chai';
 
 import { MAX_CHAIN_LENGTH, type Hook } from '../../../src/kernel/index.js';
-import { chainHash, plan } from '../../../src/reconcile/planner.js';
+import { chainHash, DISPATCHER_VERSION, plan } from '../../../src/reconcile/planner.js';
 import type {
   DesiredProgram,
   ObservedDispatcherState,
@@ -236,6 +238,24 @@ describe('planner', () => {
     expect([...result.rejected.keys()]).to.deep.equal(['xdp/first']);
     expect(result.rejected.get('xdp/first')).to.include(`${MAX_CHAIN_LENGTH}`);
     expect(result.actions).to.deep.equal([]);
+  });
+
+  it('moves running hooks to new dispatcher code after an upgrade, reloading no program', () => {
+    const a = desired('a');
+    const b = desired('b', { priority: 60 });
+    const previous = dispatcher([a, b], [11, 12]);
+    const parts = [a, b].map((p) => [p.key, p.specHash, p.attach!.proceedOn]);
+    const olderHash = crypto
+      .createHash('sha256')
+      .update(JSON.stringify([DISPATCHER_VERSION - 1, parts]))
+      .digest('hex')
+      .slice(0, 16);
+    const upgraded = { ...previous, current: { ...previous.current!, chainHash: olderHash } };
+    const state = {
+      programs: [observedProgram(a, 11), observedProgram(b, 12)],
+      dispatchers: [upgraded],
+    };
+    expect(types(state, [a, b])).to.deep.equal(['installChain']);
   });
 
   it('keeps hooks independent: a change on one interface leaves the other alone', () => {
