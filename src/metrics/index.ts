@@ -92,15 +92,16 @@ export class Metrics {
     help: 'When the last reconcile without errors finished (unix time)',
     registers: [this.registry],
   });
-  readonly programRunCount = new Gauge({
-    name: 'bpfd_program_run_count',
+  /** Kernel statistics, read at scrape time: counters whose value the kernel keeps. */
+  readonly programRuns = new Counter({
+    name: 'bpfd_program_runs_total',
     help: 'Times the kernel ran the program (needs sysctl kernel.bpf_stats_enabled=1)',
     labelNames: ['kind', 'name'],
     registers: [this.registry],
     collect: () => this.collectProgramStats(),
   });
-  readonly programRunTime = new Gauge({
-    name: 'bpfd_program_run_time_seconds',
+  readonly programRunSeconds = new Counter({
+    name: 'bpfd_program_run_seconds_total',
     help: 'Time the kernel spent in the program (needs sysctl kernel.bpf_stats_enabled=1)',
     labelNames: ['kind', 'name'],
     registers: [this.registry],
@@ -159,16 +160,16 @@ export class Metrics {
 
   /** Collectors never throw: a program gone since the last reconcile is skipped. */
   private collectProgramStats(): void {
-    this.programRunCount.reset();
-    this.programRunTime.reset();
+    this.programRuns.reset();
+    this.programRunSeconds.reset();
     for (const program of this.loadedPrograms) {
       try {
         const fd = openPinIfExists(program.programPin);
         if (!fd) continue;
         const info = withFds([fd], () => programInfo(fd));
         const labels = { kind: program.kind, name: program.name };
-        this.programRunCount.set(labels, Number(info.runCount));
-        this.programRunTime.set(labels, Number(info.runTimeNs) / 1e9);
+        this.programRuns.inc(labels, Number(info.runCount));
+        this.programRunSeconds.inc(labels, Number(info.runTimeNs) / 1e9);
       } catch {
         // skipped this scrape
       }

@@ -128,7 +128,8 @@ function resolveBytecodePath(
   ref: ObjectRef,
   config: Config,
 ): ResolvedBytecode {
-  const objectPath = path.resolve(path.dirname(ref.file), bytecodePath);
+  // From where the manifest really is: in a symlinked release dir, `../objects` stays inside it.
+  const objectPath = path.resolve(fs.realpathSync(path.dirname(ref.file)), bytecodePath);
   const realPath = fs.realpathSync(objectPath);
   if (
     config.bytecodeRoots.length > 0 &&

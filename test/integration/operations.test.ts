@@ -70,6 +70,7 @@ describe('operating the daemon (real kernel)', function () {
     expect(metricValue(body, 'bpfd_actions_total', 'action="load",result="success"')).to.equal(1);
     expect(metricValue(body, 'bpfd_reconcile_total', 'result="success"')! >= 1).to.equal(true);
     expect(body).to.include('process_resident_memory_bytes');
+    expect(body).to.match(/^bpfd_program_runs_total\{kind="XdpProgram",name="metered"\} \d+$/m);
     expect((await get(veth.nsA, `${workspace.metricsUrl}/healthz`)).status).to.equal(200);
   });
 
