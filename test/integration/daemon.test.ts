@@ -314,6 +314,24 @@ describe('bpfd run (daemon, real kernel)', function () {
     });
   });
 
+  describe('bytecode.path', () => {
+    it('takes a relative path from where the manifest really is, through a symlinked dir', async () => {
+      const release = path.join(workspace.dir, 'releases', 'abc123');
+      fs.mkdirSync(path.join(release, 'manifests'), { recursive: true });
+      fs.mkdirSync(path.join(release, 'objects'));
+      fs.copyFileSync(path.join(OBJECTS, 'xdp_counter.o'), path.join(release, 'objects', 'x.o'));
+      fs.rmSync(workspace.manifests, { recursive: true });
+      fs.symlinkSync(path.join(release, 'manifests'), workspace.manifests);
+      workspace.writeManifest('xdp.yaml', [
+        xdpCounter('relative', veth.ifA, { bytecode: { path: '../objects/x.o' } }),
+      ]);
+
+      const result = await workspace.runOnce(veth.nsA);
+      expect(result.code, result.stdout + result.stderr).to.equal(0);
+      expect(workspace.condition('xdp.yaml', 'relative')?.type).to.equal('Loaded');
+    });
+  });
+
   describe('maps pinned by name', () => {
     it('keeps LIBBPF_PIN_BY_NAME maps inside the bpffs root', async () => {
       start();
