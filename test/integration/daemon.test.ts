@@ -380,6 +380,65 @@ describe('bpfd run (daemon, real kernel)', function () {
     });
   });
 
+  describe('coexistence and modes', () => {
+    it('leaves a tc filter someone else added in place, while attaching and after removal', async () => {
+      const inNs = (args: string[]) => sh('nsenter', [`--net=/run/netns/${veth.nsA}`, ...args]);
+      await inNs(['tc', 'qdisc', 'add', 'dev', veth.ifA, 'clsact']);
+      await inNs([
+        'tc',
+        'filter',
+        'add',
+        'dev',
+        veth.ifA,
+        'ingress',
+        'bpf',
+        'da',
+        'obj',
+        path.join(OBJECTS, 'test/tc_verdict.o'),
+        'sec',
+        'classifier',
+      ]);
+      const foreign = () => inNs(['tc', 'filter', 'show', 'dev', veth.ifA, 'ingress']);
+      const before = await foreign();
+      expect(before).to.include('tc_verdict');
+
+      start();
+      workspace.writeManifest('tc.yaml', [
+        tcProgram('alongside', {
+          sectionname: 'stats',
+          interfaceselector: { interface: veth.ifA },
+          bytecode: { path: path.join(OBJECTS, 'tc_counter.o') },
+        }),
+      ]);
+      await loaded('tc.yaml', 'alongside');
+      expect(await foreign()).to.equal(before);
+
+      workspace.removeManifest('tc.yaml');
+      await eventually(
+        'dispatcher removed',
+        () => !workspace.pins().some((p) => p.includes('/dispatchers/')),
+      );
+      expect(await foreign()).to.equal(before);
+    });
+
+    it('uses the XDP mode the config sets for an interface and shows it in status', async () => {
+      workspace.writeConfig({ xdpModeByInterface: { [veth.ifA]: 'skb' } });
+      start();
+      workspace.writeManifest('xdp.yaml', [counter('generic', veth.ifA)]);
+      await loaded('xdp.yaml', 'generic');
+      const annotations = workspace.bpfProgram('xdp.yaml', 'generic')!.metadata.annotations;
+      expect(annotations['bpfd.io/xdp-mode']).to.equal('skb');
+      const net = await sh('nsenter', [
+        `--net=/run/netns/${veth.nsA}`,
+        'ip',
+        'link',
+        'show',
+        veth.ifA,
+      ]);
+      expect(net).to.include('xdpgeneric');
+    });
+  });
+
   describe('TracepointProgram', () => {
     it('attaches to the tracepoint and counts only the process globaldata names', async () => {
       start();
