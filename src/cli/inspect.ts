@@ -3,7 +3,6 @@ import fs from 'node:fs';
 
 import yaml from 'js-yaml';
 
-import { collectManifestFiles, parseManifestFile } from '../api/index.js';
 import { loadConfig, type Config, type ConfigOverrides } from '../config/index.js';
 import { describeHook, interfaceName, pinName } from '../kernel/index.js';
 import {
@@ -14,25 +13,29 @@ import {
   type ObservedState,
 } from '../reconcile/index.js';
 import { readSidecar, sidecarPath } from '../status/index.js';
-import type { FileView, ManifestSnapshot } from '../watcher/index.js';
+import { ManifestWatcher, type ManifestSnapshot } from '../watcher/index.js';
+import { lastKnownGoodDir } from './run.js';
 
 interface CommonOptions {
   configFile?: string;
   overrides: ConfigOverrides;
 }
 
-/** The manifest dir as it reads now (no last-known-good: that lives in the daemon). */
+/**
+ * The manifest dir as the daemon sees it: the files now, with the last-known-good copies the
+ * daemon keeps for files that stopped parsing (read, never written).
+ */
 async function readSnapshot(config: Config): Promise<ManifestSnapshot> {
-  const dirMissing = !fs.existsSync(config.manifestDir);
-  const files: FileView[] = [];
-  for (const file of dirMissing ? [] : await collectManifestFiles([config.manifestDir])) {
-    const parsed = await parseManifestFile(file);
-    const effective = parsed.documents.flatMap((d) =>
-      d.object ? [{ file, index: d.index, object: d.object }] : [],
-    );
-    files.push({ file, parsed, effective });
+  const watcher = new ManifestWatcher({
+    dir: config.manifestDir,
+    lastKnownGoodDir: lastKnownGoodDir(config),
+    lastKnownGoodReadOnly: true,
+  });
+  try {
+    return await watcher.start();
+  } finally {
+    await watcher.close();
   }
-  return { dir: config.manifestDir, files, dirMissing };
 }
 
 function describeAction(action: Action): string {

@@ -3,6 +3,8 @@
  * schedule, on SIGHUP and when an awaited interface appears; serves metrics; leaves every
  * program pinned when it stops.
  */
+import path from 'node:path';
+
 import cron from 'node-cron';
 
 import { loadConfig, type Config, type ConfigOverrides } from '../config/index.js';
@@ -77,6 +79,10 @@ function keepRestartOnlyKeys(running: Config, loaded: Config, logger: Logger): C
   return kept;
 }
 
+export function lastKnownGoodDir(config: Config): string {
+  return path.join(config.stateDir, 'last-known-good');
+}
+
 export async function run(options: RunOptions): Promise<number> {
   let config = await loadConfig({ file: options.configFile, overrides: options.overrides });
   const logger = createLogger(config.logLevel, options.logFormat);
@@ -89,7 +95,11 @@ export async function run(options: RunOptions): Promise<number> {
     nodeName: config.nodeName,
   });
   await statusWriter.removeOrphans();
-  const watcher = new ManifestWatcher({ dir: config.manifestDir, logger });
+  const watcher = new ManifestWatcher({
+    dir: config.manifestDir,
+    logger,
+    lastKnownGoodDir: lastKnownGoodDir(config),
+  });
   const snapshot = await watcher.start();
   const metrics = new Metrics();
   const imageResolved = (ok: boolean) =>

@@ -145,6 +145,12 @@ export class Reconciler {
       objects,
       observed: before,
     } = await preview(snapshot, this.config, this.images);
+    // A missing manifest dir says nothing about what should go: never unload because of it.
+    if (snapshot.dirMissing) {
+      planned.actions = planned.actions.filter(
+        (action) => action.type !== 'unload' && action.type !== 'removeDispatcher',
+      );
+    }
     const execution = await this.executor.execute(planned, before);
     const observed = planned.actions.length > 0 ? observe(this.config.bpffsRoot) : before;
 

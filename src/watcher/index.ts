@@ -39,6 +39,7 @@ import {
   type UnreadableDir,
 } from './fs-handler.js';
 import { buildFileView, holdFileView, snapshotFingerprint } from './last-known-good.js';
+import { LastKnownGoodStore } from './lkg-store.js';
 import { BurstDebounce, RetryBackoff } from './timers.js';
 import type {
   FileView,
@@ -79,6 +80,8 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   readonly #tree: ManifestTreeWatch;
   readonly #burst: BurstDebounce;
   readonly #dirRetry: RetryBackoff;
+  readonly #kept: LastKnownGoodStore | undefined;
+  #keptPruned = false;
   #snapshot: ManifestSnapshot;
   #fingerprint: string | undefined;
   #started: Promise<ManifestSnapshot> | undefined;
@@ -92,6 +95,11 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     this.#parse = options.parse ?? parseManifestFile;
     this.#logger = options.logger ?? silentLogger;
     this.#snapshot = { dir: this.#dir, files: [], dirMissing: false };
+    this.#kept = options.lastKnownGoodDir
+      ? new LastKnownGoodStore(options.lastKnownGoodDir, {
+          readOnly: options.lastKnownGoodReadOnly,
+        })
+      : undefined;
 
     const debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.#burst = new BurstDebounce(debounceMs, MAX_BURST_MS, () => this.#scanInBackground());
@@ -162,6 +170,7 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     const next = root.present
       ? await this.#readTree()
       : this.#holdEverything(`${root.reason}; keeping the objects last read from it`);
+    if (root.present) this.#keep(next);
     return this.#publish(next);
   }
 
@@ -183,14 +192,37 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     const { parsed, unexpected } = await readManifestFile(listed, this.#parse);
     if (unexpected) this.#reportError(unexpected);
 
-    const view = buildFileView(parsed, previous);
+    // First read since start: the last good copy is the one kept on disk, if any.
+    const view = buildFileView(parsed, previous ?? this.#kept?.load(listed.file));
     this.#logNewProblems(view, previous);
     return view;
   }
 
   #holdEverything(reason: string): ManifestSnapshot {
-    const files = this.#snapshot.files.map((view) => holdFileView(view, reason));
+    // Missing at start: what the files applied before the restart is on disk.
+    const files =
+      this.#snapshot.files.length > 0 || !this.#kept
+        ? this.#snapshot.files.map((view) => holdFileView(view, reason))
+        : this.#kept.loadAll(reason);
+    files.sort((left, right) => comparePaths(left.file, right.file));
     return { dir: this.#dir, files, dirMissing: true };
+  }
+
+  /** Keeps each file's effective objects on disk and forgets files that were removed. */
+  #keep(next: ManifestSnapshot): void {
+    if (!this.#kept) return;
+    try {
+      const present = new Set(next.files.map((view) => view.file));
+      if (!this.#keptPruned) this.#kept.prune(present);
+      this.#keptPruned = true;
+      for (const view of this.#snapshot.files) {
+        if (!present.has(view.file)) this.#kept.remove(view.file);
+      }
+      for (const view of next.files) this.#kept.save(view);
+    } catch (error) {
+      // A full or read-only state dir costs the restart guarantee, not the daemon.
+      this.#logger.warn({ err: asError(error).message }, 'cannot keep last-known-good copies');
+    }
   }
 
   // The retry runs only while the dir is missing; the dir's parent is watched all along.

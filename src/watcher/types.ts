@@ -48,6 +48,13 @@ export interface ManifestWatcherOptions {
   /** Parser of one manifest file. Default: the real one from `src/api`. */
   parse?: (file: string) => Promise<ParsedFile>;
   logger?: WatcherLogger;
+  /**
+   * Where last-known-good copies are kept across restarts (the daemon: `<stateDir>/last-known-good`).
+   * Without it, last-known-good lives in memory only.
+   */
+  lastKnownGoodDir?: string;
+  /** Read the kept copies but never write them (`bpfd plan`). */
+  lastKnownGoodReadOnly?: boolean;
 }
 
 export interface ManifestWatcherEvents {

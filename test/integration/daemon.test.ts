@@ -184,6 +184,40 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(programIds().has(id!)).to.equal(true);
     });
 
+    it("keeps a broken file's programs across a restart, and plan agrees", async () => {
+      workspace.writeManifest('xdp.yaml', [counter('survivor', veth.ifA)]);
+      expect((await workspace.runOnce(veth.nsA)).code).to.equal(0);
+      const id = workspace.programIdOf('xdp.yaml', 'survivor');
+
+      workspace.writeManifest('xdp.yaml', 'apiVersion: bpfd.io/v1alpha1\nkind: [broken\n');
+      const restarted = await workspace.runOnce(veth.nsA);
+      expect(restarted.stdout).not.to.include('program unloaded');
+      expect(programIds().has(id!)).to.equal(true);
+      expect(workspace.programIdOf('xdp.yaml', 'survivor')).to.equal(id);
+      const kept = workspace.statusOf('xdp.yaml')[0].status.conditions;
+      expect(kept.map((c: { type: string }) => c.type)).to.include('LastKnownGood');
+
+      const planned = await bpfd(['plan', ...workspace.flags()], veth.nsA);
+      expect(planned.code, planned.stdout).to.equal(0);
+    });
+
+    it('unloads nothing when it starts while the manifest dir is missing', async () => {
+      workspace.writeManifest('xdp.yaml', [counter('waiting', veth.ifA)]);
+      expect((await workspace.runOnce(veth.nsA)).code).to.equal(0);
+      const id = workspace.programIdOf('xdp.yaml', 'waiting');
+      const parked = `${workspace.manifests}.parked`;
+      fs.renameSync(workspace.manifests, parked);
+      try {
+        const restarted = await workspace.runOnce(veth.nsA);
+        expect(restarted.stdout).not.to.include('program unloaded');
+        expect(restarted.stdout).not.to.include('dispatcher removed');
+        expect(programIds().has(id!)).to.equal(true);
+      } finally {
+        fs.renameSync(parked, workspace.manifests);
+      }
+      expect(workspace.programIdOf('xdp.yaml', 'waiting')).to.equal(id);
+    });
+
     it('reports NotSelected when the nodeselector does not match this node', async () => {
       start();
       const manifest = counter('elsewhere', veth.ifA) as { spec: Record<string, unknown> };
