@@ -170,7 +170,7 @@ export async function run(options: RunOptions): Promise<number> {
       const loaded = await loadConfig({ file: options.configFile, overrides: options.overrides });
       config = keepRestartOnlyKeys(config, loaded, logger);
       logger.level = config.logLevel;
-      reconciler = new Reconciler(config, statusWriter, logger, imageResolved);
+      reconciler = reconciler.reconfigured(config);
       logger.info({ configFile: config.configFile }, 'configuration reloaded');
     } catch (err) {
       logger.error(
@@ -180,6 +180,7 @@ export async function run(options: RunOptions): Promise<number> {
     }
     loop.trigger('SIGHUP');
     await loop.idle();
+    logger.info({}, 'reload reconciled');
     notifySystemd('READY=1');
   });
 

@@ -36,7 +36,8 @@ export type Blocker =
   | { reason: 'bytecode'; message: string }
   | { reason: 'waitingForInterface'; message: string; ifname?: string }
   | { reason: 'duplicate'; message: string }
-  | { reason: 'unsafe'; message: string };
+  | { reason: 'unsafe'; message: string }
+  | { reason: 'loadFailed'; message: string; bytecode: boolean; pinDir: string };
 
 export interface DesiredObject {
   ref: ObjectRef;
@@ -111,6 +112,8 @@ export interface DesiredContext {
   images?: ImageResolver;
   /** The loaded version of a program, if any (kept running when its bytecode cannot be had). */
   running(key: string): ObservedProgram | undefined;
+  /** A load of this exact version that failed for good before (verifier, bad object). */
+  failedLoad?(pinDir: string): { message: string; bytecode: boolean } | undefined;
 }
 
 interface ResolvedBytecode {
@@ -254,6 +257,21 @@ async function toDesired(
     const running = context.running(key);
     if (!running) return { ref, kindShort, blocker: { reason: 'bytecode', message } };
     blocker = { reason: 'bytecode', message: `${message}; the running version stays` };
+    program = keptProgram(ref, key, kindShort, running, tracepoint);
+  }
+
+  // A version that can never load is not tried again until the manifest or bytecode changes;
+  // the running version, if any, stays in its place.
+  const failure = blocker ? undefined : context.failedLoad?.(program.pinDir);
+  if (failure) {
+    const running = context.running(key);
+    if (!running || running.pinDir === program.pinDir) {
+      const pinDir = program.pinDir;
+      return { ref, kindShort, blocker: { reason: 'loadFailed', ...failure, pinDir } };
+    }
+    const kept = `; the previous version (program id ${running.programId}) keeps running`;
+    const pinDir = program.pinDir;
+    blocker = { reason: 'loadFailed', ...failure, message: failure.message + kept, pinDir };
     program = keptProgram(ref, key, kindShort, running, tracepoint);
   }
 

@@ -10,7 +10,13 @@ import { BpfdError } from '../errors.js';
 import type { StatusWriter } from '../status/index.js';
 import type { ManifestSnapshot } from '../watcher/index.js';
 import { ImageStore } from '../bytecode/index.js';
-import { buildDesired, type DesiredObject, type ImageResolver } from './desired.js';
+import {
+  buildDesired,
+  type DesiredContext,
+  type DesiredObject,
+  type ImageResolver,
+} from './desired.js';
+import { BytecodeError } from '../kernel/index.js';
 import { Executor, type ExecutionReport, type Logger } from './executor.js';
 import { observe } from './observer.js';
 import { plan } from './planner.js';
@@ -62,6 +68,7 @@ export async function preview(
   snapshot: ManifestSnapshot,
   config: Config,
   images: ImageResolver,
+  failedLoad?: DesiredContext['failedLoad'],
 ): Promise<PlanPreview> {
   const documents = snapshot.files.flatMap((file) => file.effective);
   const observed = observe(config.bpffsRoot);
@@ -70,6 +77,7 @@ export async function preview(
     labels: builtinNodeLabels(config),
     images,
     running: (key) => observed.programs.find((p) => p.key === key && p.programId !== undefined),
+    failedLoad,
   });
   return { plan: plan(desiredPrograms(objects), observed), objects, observed };
 }
@@ -110,6 +118,8 @@ function fingerprint(objects: DesiredObject[]): string {
 export class Reconciler {
   private readonly executor: Executor;
   private readonly images: ImageResolver;
+  /** Program versions (pin dirs) whose load failed for good, with why. */
+  private readonly failedLoads = new Map<string, { message: string; bytecode: boolean }>();
   private readonly imageStore: ImageStore;
   /** Image manifest digests the last reconcile used; undefined when it could not tell. */
   private imagesInUse: Set<string> | undefined;
@@ -119,7 +129,7 @@ export class Reconciler {
     private readonly config: Config,
     private readonly statusWriter: StatusWriter,
     private readonly logger: Logger,
-    onImageResolved: (ok: boolean) => void = () => undefined,
+    private readonly onImageResolved: (ok: boolean) => void = () => undefined,
   ) {
     const store = imageStoreFor(config, logger);
     this.imageStore = store;
@@ -144,7 +154,7 @@ export class Reconciler {
       plan: planned,
       objects,
       observed: before,
-    } = await preview(snapshot, this.config, this.images);
+    } = await preview(snapshot, this.config, this.images, (pinDir) => this.failedLoads.get(pinDir));
     // A missing manifest dir says nothing about what should go: never unload because of it.
     if (snapshot.dirMissing) {
       planned.actions = planned.actions.filter(
@@ -173,6 +183,8 @@ export class Reconciler {
       await this.removeGoneSidecars(new Set(statuses.keys()));
     }
 
+    this.rememberFailedLoads(planned, execution, objects);
+
     // With an image that could not be resolved, its cached copy may still be wanted.
     const unresolved = objects.some((o) => o.blocker?.reason === 'bytecode');
     this.imagesInUse = unresolved
@@ -194,6 +206,35 @@ export class Reconciler {
       observed,
       desiredFingerprint: fingerprint(objects),
     };
+  }
+
+  /** The same reconciler with a reloaded config; what it learnt about failed loads is kept. */
+  reconfigured(config: Config): Reconciler {
+    const next = new Reconciler(config, this.statusWriter, this.logger, this.onImageResolved);
+    for (const [pinDir, failure] of this.failedLoads) next.failedLoads.set(pinDir, failure);
+    return next;
+  }
+
+  private rememberFailedLoads(planned: Plan, execution: ExecutionReport, objects: DesiredObject[]) {
+    // Forget versions no manifest asks for any more.
+    const asked = new Set(
+      objects.flatMap((o) => [
+        ...(o.program ? [o.program.pinDir] : []),
+        ...(o.blocker?.reason === 'loadFailed' ? [o.blocker.pinDir] : []),
+      ]),
+    );
+    for (const pinDir of this.failedLoads.keys()) {
+      if (!asked.has(pinDir)) this.failedLoads.delete(pinDir);
+    }
+    for (const action of planned.actions) {
+      if (action.type !== 'load') continue;
+      const err = execution.errors.get(action.program.key);
+      if (!isTerminal(err)) continue;
+      this.failedLoads.set(action.program.pinDir, {
+        message: err instanceof Error ? err.message : String(err),
+        bytecode: err instanceof BytecodeError,
+      });
+    }
   }
 
   /** Removes cached images no object used in the last reconcile (run on the resync schedule). */

@@ -149,18 +149,21 @@ function objectStatus(
         outcome: { ...outcome, state: 'notSelected', message },
       };
     }
-    const kind = reason === 'bytecode' ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
+    const bytecodeProblem =
+      reason === 'bytecode' || (object.blocker.reason === 'loadFailed' && object.blocker.bytecode);
+    const kind = bytecodeProblem ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
     const waiting = object.program
       ? observed.programs.find(
           (p) => p.pinDir === object.program!.pinDir && p.programId !== undefined,
         )
       : undefined;
-    const fullMessage = waiting
-      ? `${message} (program id ${waiting.programId} is loaded)`
-      : message;
+    const fullMessage =
+      waiting && reason === 'waitingForInterface'
+        ? `${message} (program id ${waiting.programId} is loaded)`
+        : message;
     objectConditions.push(
       newCondition(
-        reason === 'bytecode' ? CONDITION.reconcileError : CONDITION.notYetLoaded,
+        reason === 'waitingForInterface' ? CONDITION.notYetLoaded : CONDITION.reconcileError,
         fullMessage,
       ),
     );
@@ -187,11 +190,17 @@ function objectStatus(
       (error !== undefined ? errorMessage(error) : 'program is not pinned after reconcile');
     const kept = execution.keptPrevious.get(program.key);
     if (kept !== undefined) message += `; the previous version (program id ${kept}) keeps running`;
+    const keptProgram = observed.programs.find((p) => kept !== undefined && p.programId === kept);
+    const programs = keptProgram ? { [String(kept)]: keptProgram.maps } : {};
     const kind =
       error instanceof BytecodeError ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
     objectConditions.push(newCondition(CONDITION.reconcileError, message));
     return {
-      status: { ...base, objectConditions, bpfProgram: bpfProgram([newCondition(kind, message)]) },
+      status: {
+        ...base,
+        objectConditions,
+        bpfProgram: bpfProgram([newCondition(kind, message)], programs),
+      },
       outcome: { ...outcome, state: 'notLoaded', message },
     };
   }

@@ -20,6 +20,7 @@ import {
   xdpCounter,
   xdpProgram,
 } from '../helpers/env.js';
+import { DaemonLog } from '../helpers/daemon-log.js';
 
 const XDP_PASS = 2;
 const XDP_DROP = 1;
@@ -322,10 +323,39 @@ describe('bpfd run (daemon, real kernel)', function () {
         return c?.type === 'NotLoaded' && c;
       });
       expect(refused.message).to.include(`previous version (program id ${id}) keeps running`);
+      expect(workspace.programIdOf('xdp.yaml', 'upgraded')).to.equal(id);
       expect(programIds().has(id)).to.equal(true);
       const before = readCounters(mapPin).packets;
       expect(await veth.pingAFromB(3)).to.equal(3);
       expect(readCounters(mapPin).packets - before >= 3n).to.equal(true);
+    });
+
+    it('does not rebuild the hook of a program that can never load on every reconcile', async () => {
+      workspace.writeManifest('xdp.yaml', [
+        counter('healthy', veth.ifA),
+        xdpCounter('hopeless', veth.ifA, { sectionname: 'nothing-by-that-name' }),
+      ]);
+      start();
+      await loaded('xdp.yaml', 'healthy');
+      await eventually(
+        'hopeless refused',
+        () => workspace.condition('xdp.yaml', 'hopeless')?.type === 'BytecodeSelectorError',
+      );
+      const dispatcherId = () =>
+        workspace.bpfProgram('xdp.yaml', 'healthy')!.metadata.annotations['bpfd.io/dispatcher-id'];
+      const before = dispatcherId();
+
+      const log = new DaemonLog(daemon!.child);
+      for (let i = 0; i < 2; i++) {
+        const mark = log.mark();
+        daemon!.child.kill('SIGHUP');
+        await log.waitFor('reload reconciled', mark);
+      }
+      expect(dispatcherId()).to.equal(before);
+      expect(log.entries().filter((e) => e.msg === 'dispatcher chain installed')).to.deep.equal([]);
+      expect(workspace.condition('xdp.yaml', 'hopeless')?.message).to.include(
+        'nothing-by-that-name',
+      );
     });
 
     it('reports NotLoaded with the verifier log when the kernel refuses the program', async () => {
