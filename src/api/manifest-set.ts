@@ -15,7 +15,10 @@ export function markDuplicates(documents: ParsedDocument[]): void {
   const firstByKey = new Map<string, ParsedDocument>();
 
   for (const document of ordered) {
+    // Only a valid document claims its name: an invalid one applies nothing (the daemon may keep
+    // its last good copy, which then has the name already).
     if (document.kind === undefined || document.name === undefined) continue;
+    if (document.errors.length > 0) continue;
     const key = `${document.kind}\n${document.name}`;
     const first = firstByKey.get(key);
     if (first === undefined) {

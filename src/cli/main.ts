@@ -1,7 +1,7 @@
 /** The `bpfd` command: dispatches to the subcommands. Returns the process exit code. */
 import yaml from 'js-yaml';
 
-import { jsonSchemas, validatePaths } from '../api/index.js';
+import { jsonSchemas, PROGRAM_KINDS, validatePaths } from '../api/index.js';
 import { imageCommand } from '../bytecode/index.js';
 import { BpfdError } from '../errors.js';
 import { parseArgs, UsageError, type ParsedArgs } from './args.js';
@@ -9,6 +9,12 @@ import { inspect, planCommand } from './inspect.js';
 import { run } from './run.js';
 
 const COMMON_VALUES = ['config', 'manifests', 'status-dir', 'bpffs-root', 'node-name'];
+const OUTPUT_FORMATS: Record<string, string[]> = {
+  plan: ['text', 'json'],
+  status: ['table', 'json', 'yaml'],
+  get: ['yaml', 'json'],
+  schema: ['json', 'yaml'],
+};
 
 const HELP: Record<string, string> = {
   main: `Usage: bpfd <command> [options]
@@ -109,6 +115,10 @@ async function dispatch(command: string, argv: string[]): Promise<number> {
     return 0;
   }
   const output = args.values.get('output');
+  const formats = OUTPUT_FORMATS[command];
+  if (output !== undefined && formats && !formats.includes(output)) {
+    throw new UsageError(`-o ${output}: ${command} prints ${formats.join(', ')}`);
+  }
   const common = { configFile: args.values.get('config'), overrides: overrides(args) };
 
   switch (command) {
@@ -128,6 +138,9 @@ async function dispatch(command: string, argv: string[]): Promise<number> {
       const [kind, name] = args.positionals;
       if (!kind || !name)
         throw new UsageError('get needs KIND and NAME, e.g. bpfd get XdpProgram my-prog');
+      if (!PROGRAM_KINDS.some((known) => known.toLowerCase() === kind.toLowerCase())) {
+        throw new UsageError(`get: unknown kind "${kind}"; kinds: ${PROGRAM_KINDS.join(', ')}`);
+      }
       return inspect(common, { output: output ?? 'yaml', kind, name });
     }
     case 'schema':

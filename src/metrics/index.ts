@@ -9,6 +9,7 @@ import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import { openPinIfExists, programInfo, withFds } from '../kernel/index.js';
+import { BpfdError } from '../errors.js';
 import type { Logger, ReconcileResult } from '../reconcile/index.js';
 
 const OBJECT_STATES = ['loaded', 'notLoaded', 'notSelected', 'invalid'] as const;
@@ -223,7 +224,9 @@ export async function startMetricsServer(
     response.end('not found\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) =>
+      reject(new BpfdError('BPFD_E_METRICS', `metrics.listen ${listen}: ${err.message}`)),
+    );
     server.listen(port, host, () => resolve());
   });
   logger.info({ listen }, 'metrics listening');

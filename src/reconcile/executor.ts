@@ -136,11 +136,17 @@ export class Executor {
       case 'load': {
         const { program } = action;
         removePins(program.pinDir);
-        const loaded = loadProgram({
-          ...program.load,
-          pinDir: program.pinDir,
-          subject: `${program.ref.kind}/${program.ref.name}`,
-        });
+        let loaded: ReturnType<typeof loadProgram>;
+        try {
+          loaded = loadProgram({
+            ...program.load,
+            pinDir: program.pinDir,
+            subject: `${program.ref.kind}/${program.ref.name}`,
+          });
+        } catch (err) {
+          removeEmptyParent(program.pinDir);
+          throw err;
+        }
         logger.info(
           {
             object: program.key,

@@ -1,3 +1,5 @@
+import crypto from 'node:crypto';
+
 import yaml from 'js-yaml';
 
 import {
@@ -50,8 +52,15 @@ export interface BpfProgramStatus {
 
 /** bpfd names the per-node object `<object name>-<node name>`. */
 export function bpfProgramName(objectName: string, nodeName: string): string {
-  return `${objectName}-${nodeName}`;
+  const name = `${objectName}-${nodeName}`;
+  if (name.length <= MAX_NAME_LENGTH) return name;
+  // Too long for a DNS-1123 name: keep a readable start and make it unique with a hash.
+  const hash = crypto.createHash('sha256').update(name).digest('hex').slice(0, 10);
+  const head = name.slice(0, MAX_NAME_LENGTH - hash.length - 1).replace(/[-.]+$/, '');
+  return `${head}-${hash}`;
 }
+
+const MAX_NAME_LENGTH = 253;
 
 /** Throws a BpfdError (`BPFD_E_STATUS`) for a status that would write an invalid document. */
 export function checkObjectStatuses(objects: readonly ObjectStatus[], file: string): void {

@@ -2,9 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
 import { expect } from 'chai';
 
 import { bpfd, REPO } from '../helpers/env.js';
+
+const run = promisify(execFile);
 
 describe('bpfd command line', () => {
   let dir: string;
@@ -69,6 +74,26 @@ describe('bpfd command line', () => {
     const badOption = await bpfd(['plan', '--colour']);
     expect(badOption.code).to.equal(64);
     expect(badOption.stderr).to.include('unknown option --colour');
+  });
+
+  it('refuses an output format a command does not print, and an unknown kind, with exit 64', async () => {
+    const format = await bpfd(['status', '-o', 'xml']);
+    expect(format.code).to.equal(64);
+    expect(format.stderr).to.include('-o xml: status prints table, json, yaml');
+    const kind = await bpfd(['get', 'XdpProgramm', 'x']);
+    expect(kind.code).to.equal(64);
+    expect(kind.stderr).to.include('unknown kind "XdpProgramm"');
+  });
+
+  it('stops quietly when its reader goes away', async () => {
+    const { stdout, stderr } = await run('bash', [
+      '-o',
+      'pipefail',
+      '-c',
+      `${process.execPath} ${path.join(REPO, 'bin/bpfd')} schema | head -c 1`,
+    ]);
+    expect(stdout).to.equal('{');
+    expect(stderr).to.equal('');
   });
 
   it('names the config file and key of a bad config and exits 1', async () => {
