@@ -118,6 +118,18 @@ describe('markDuplicates', () => {
     );
   });
 
+  it('lets no invalid document claim a name', () => {
+    const invalid = renamed(XDP_SAMPLE, 'shared').replace(/priority: \d+/, 'priority: 5000');
+    const first = parseManifestText('a.yaml', invalid);
+    const second = parseManifestText('b.yaml', renamed(XDP_SAMPLE, 'shared'));
+    expect(first.documents[0]!.errors).to.not.deep.equal([]);
+
+    markDuplicates([...first.documents, ...second.documents]);
+
+    expect(second.documents[0]!.errors).to.deep.equal([]);
+    expect(second.documents[0]!.object).to.not.equal(undefined);
+  });
+
   it('flags a duplicate within one file and adds nothing when run again', () => {
     const parsed = parseManifestText('one.yaml', `${XDP_SAMPLE}---\n${XDP_SAMPLE}`);
 
