@@ -57,6 +57,8 @@ function createLink(program: Fd, ifindex: number, attachType: number, flags: num
 /**
  * Attaches an XDP program with a link. `native` falls back to generic (skb) mode when the
  * driver has no XDP support; the mode that worked is returned.
+ * LIMITATION: the mode is chosen when the hook's link is created; later chains swap programs
+ * through that link, so a changed xdpMode reaches a hook only when it is attached anew.
  */
 export function attachXdp(program: Fd, ifindex: number, mode: XdpMode, hook: string) {
   if (mode === 'skb') {

@@ -21,6 +21,8 @@ let flock: ((fd: number, operation: number) => number) | undefined;
 /**
  * Takes the lock for the life of the process (the descriptor stays open). Throws
  * RootLockedError when another process holds it.
+ * LIMITATION: the lock belongs to the root dir's inode; a root removed by hand and created
+ * again while the daemon runs is a new dir that nobody holds.
  */
 export function acquireRootLock(root: string): { release(): void } {
   flock ??= koffi.load('libc.so.6').func('int flock(int fd, int operation)');
