@@ -264,7 +264,7 @@ function loadFailure(errno: number, functionName: string, subject: string, outpu
   const lastLines = output
     .trim()
     .split('\n')
-    .filter((line) => !/ignoring|^\s*$/.test(line))
+    .filter((line) => !/ignoring|^\s*$|^\s*-- (BEGIN|END) /.test(line))
     .slice(-3)
     .join('; ');
   return new LoadError(

@@ -133,13 +133,22 @@ function resolveBytecodePath(
 ): ResolvedBytecode {
   // From where the manifest really is: in a symlinked release dir, `../objects` stays inside it.
   const objectPath = path.resolve(fs.realpathSync(path.dirname(ref.file)), bytecodePath);
-  const realPath = fs.realpathSync(objectPath);
+  let realPath: string;
+  try {
+    realPath = fs.realpathSync(objectPath);
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(
+      `spec.bytecode.path ${objectPath}: ${missing ? 'no such file' : (err as Error).message}`,
+    );
+  }
   if (
     config.bytecodeRoots.length > 0 &&
     !config.bytecodeRoots.some((root) => isUnder(realPath, root))
   ) {
+    const via = realPath === objectPath ? '' : ` (it resolves to ${realPath})`;
     throw new Error(
-      `spec.bytecode.path ${objectPath} is outside the allowed bytecodeRoots ` +
+      `spec.bytecode.path ${objectPath}${via} is outside the allowed bytecodeRoots ` +
         `(${config.bytecodeRoots.join(', ')})`,
     );
   }

@@ -396,6 +396,28 @@ describe('bpfd run (daemon, real kernel)', function () {
     });
   });
 
+  describe('bytecode that cannot be used', () => {
+    it('names a missing file and a file that is not an ELF object', async () => {
+      const notElf = path.join(workspace.dir, 'not-elf.o');
+      fs.writeFileSync(notElf, 'this is not an object file\n');
+      workspace.writeManifest('xdp.yaml', [
+        xdpCounter('missing', veth.ifA, { bytecode: { path: '/nonexistent/bpfd-test.o' } }),
+        xdpCounter('garbage', veth.ifA, { bytecode: { path: notElf } }),
+        counter('fine', veth.ifA),
+      ]);
+      expect((await workspace.runOnce(veth.nsA)).code).to.equal(1);
+
+      const missing = workspace.condition('xdp.yaml', 'missing')!;
+      expect(missing.type).to.equal('BytecodeSelectorError');
+      expect(missing.message).to.equal('spec.bytecode.path /nonexistent/bpfd-test.o: no such file');
+      const garbage = workspace.condition('xdp.yaml', 'garbage')!;
+      expect(garbage.type).to.equal('BytecodeSelectorError');
+      expect(garbage.message).to.include(notElf);
+      expect(garbage.message).to.include('not a valid ELF object');
+      expect(workspace.condition('xdp.yaml', 'fine')?.type).to.equal('Loaded');
+    });
+  });
+
   describe('maps pinned by name', () => {
     it('keeps LIBBPF_PIN_BY_NAME maps inside the bpffs root', async () => {
       start();
