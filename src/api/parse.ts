@@ -51,9 +51,14 @@ async function readManifestText(file: string): Promise<TextRead> {
     const stats = await handle.stat();
     if (!stats.isFile()) return { ok: false, reason: 'is not a regular file' };
 
-    // Read one byte past the limit: the size from stat may change while we read.
-    const buffer = Buffer.alloc(MAX_MANIFEST_BYTES + 1);
-    const bytesRead = await readFully(handle, buffer);
+    // Read one byte past what stat said: a file that grew meanwhile is read again up to one
+    // byte past the limit, so the limit holds whatever the size was.
+    let buffer = Buffer.allocUnsafe(Math.min(stats.size, MAX_MANIFEST_BYTES) + 1);
+    let bytesRead = await readFully(handle, buffer);
+    if (bytesRead === buffer.length && buffer.length <= MAX_MANIFEST_BYTES) {
+      buffer = Buffer.allocUnsafe(MAX_MANIFEST_BYTES + 1);
+      bytesRead = await readFully(handle, buffer);
+    }
     if (bytesRead > MAX_MANIFEST_BYTES) {
       return { ok: false, reason: oversizeReason(Math.max(stats.size, bytesRead)) };
     }

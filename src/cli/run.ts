@@ -138,6 +138,7 @@ export async function run(options: RunOptions): Promise<number> {
   watcher.on('change', () => loop.trigger('manifests changed'));
   watcher.on('error', (err) => logger.error({ err: String(err) }, 'watcher error'));
   const resync = cron.schedule(config.resync, async () => {
+    reconciler.forgetWrittenStatus();
     await watcher.rescan();
     loop.trigger('resync');
     await loop.idle();

@@ -176,6 +176,11 @@ export function attachTracepoint(program: Fd, tracepoint: string): Fd {
       BPF_PERF_EVENT,
       linkCreateOptions(0),
     );
+    if (result === -7 /* E2BIG */) {
+      throw new TracepointError(
+        `tracepoint ${tracepoint} already runs 64 BPF programs, the most the kernel attaches to one`,
+      );
+    }
     return new Fd(check(result, 'attach to tracepoint', tracepoint));
   } finally {
     perfEvent.close();

@@ -1,5 +1,5 @@
 /** Network interfaces of the daemon's network namespace. */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 
 import { ffi } from './ffi.js';
@@ -62,15 +62,50 @@ export interface LinkWatch {
   close(): void;
 }
 
+const LINK_LINE = /^(Deleted )?(\d+): ([^:@\s]+)/;
+
+/** `index → name` of every interface, from `ip -o link show` lines. */
+function linkTable(lines: string): Map<number, string> {
+  const table = new Map<number, string>();
+  for (const line of lines.split('\n')) {
+    const match = LINK_LINE.exec(line);
+    if (match && !match[1]) table.set(Number(match[2]), match[3]);
+  }
+  return table;
+}
+
 /**
  * Calls `onChange` when an interface of this network namespace appears, goes, or is renamed.
- * Event driven through `ip -o monitor link` (iproute2), so an idle node costs nothing; the
- * returned watch reports `failed` through `onError` when `ip` cannot run.
+ * Event driven through `ip -o monitor link` (iproute2), so an idle node costs nothing. Other
+ * link events (state changes, an XDP program attached, often by this daemon) are dropped.
+ * `onError` reports that `ip` cannot run.
  */
 export function watchLinks(onChange: () => void, onError: (err: Error) => void): LinkWatch {
+  let known = new Map<number, string>();
+  try {
+    known = linkTable(execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }));
+  } catch {
+    // the monitor below reports the failure
+  }
   const monitor = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
   let closed = false;
-  monitor.stdout.on('data', () => onChange());
+  let pending = '';
+  monitor.stdout.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString('utf8')).split('\n');
+    pending = lines.pop() ?? '';
+    let changed = false;
+    for (const line of lines) {
+      const match = LINK_LINE.exec(line);
+      if (!match) continue;
+      const [, deleted, index, name] = match;
+      if (deleted) changed = known.delete(Number(index)) || changed;
+      else if (known.get(Number(index)) !== name) {
+        known.set(Number(index), name);
+        changed = true;
+      }
+    }
+    if (changed) onChange();
+  });
   monitor.on('error', (err) => onError(err));
   monitor.on('exit', (code, signal) => {
     if (!closed) onError(new Error(`ip monitor link exited (${code ?? signal})`));

@@ -21,7 +21,7 @@ import { Executor, type ExecutionReport, type Logger } from './executor.js';
 import { observe } from './observer.js';
 import { plan } from './planner.js';
 import { buildFileStatuses, type ObjectOutcome } from './report.js';
-import type { DesiredProgram, ObservedState, Plan } from './types.js';
+import type { DesiredProgram, ObservedProgram, ObservedState, Plan } from './types.js';
 
 export interface ReconcileResult {
   plan: Plan;
@@ -72,11 +72,17 @@ export async function preview(
 ): Promise<PlanPreview> {
   const documents = snapshot.files.flatMap((file) => file.effective);
   const observed = observe(config.bpffsRoot);
+  const running = new Map<string, ObservedProgram>();
+  for (const program of observed.programs) {
+    if (program.programId !== undefined && !running.has(program.key)) {
+      running.set(program.key, program);
+    }
+  }
   const objects = await buildDesired(documents, {
     config,
     labels: builtinNodeLabels(config),
     images,
-    running: (key) => observed.programs.find((p) => p.key === key && p.programId !== undefined),
+    running: (key) => running.get(key),
     failedLoad,
   });
   return { plan: plan(desiredPrograms(objects), observed), objects, observed };
@@ -124,6 +130,8 @@ export class Reconciler {
   /** Image manifest digests the last reconcile used; undefined when it could not tell. */
   private imagesInUse: Set<string> | undefined;
   private readonly knownFiles = new Set<string>();
+  /** What each sidecar was last written from. */
+  private readonly writtenStatus = new Map<string, string>();
 
   constructor(
     private readonly config: Config,
@@ -243,12 +251,24 @@ export class Reconciler {
     return this.imageStore.collectGarbage(this.imagesInUse);
   }
 
+  /**
+   * Makes the next reconcile compare every sidecar with the disk again (the resync does, to
+   * repair a sidecar changed by hand); in between, a status equal to the last one written is
+   * not rendered again.
+   */
+  forgetWrittenStatus(): void {
+    this.writtenStatus.clear();
+  }
+
   private async writeStatus(file: string, statuses: Parameters<StatusWriter['write']>[1]) {
     this.knownFiles.add(file);
+    const rendered = JSON.stringify(statuses);
+    if (this.writtenStatus.get(file) === rendered) return;
     try {
       if (await this.statusWriter.write(file, statuses)) {
         this.logger.debug({ file }, 'status written');
       }
+      this.writtenStatus.set(file, rendered);
     } catch (err) {
       // A full disk or a read-only dir must not stop the kernel side; the next run retries.
       this.logger.error(
@@ -262,6 +282,7 @@ export class Reconciler {
     for (const file of [...this.knownFiles]) {
       if (current.has(file)) continue;
       this.knownFiles.delete(file);
+      this.writtenStatus.delete(file);
       try {
         await this.statusWriter.remove(file);
       } catch (err) {

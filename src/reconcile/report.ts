@@ -233,11 +233,17 @@ export function buildFileStatuses(
   observed: ObservedState,
   rejected: Map<string, string>,
 ): Map<string, { statuses: ObjectStatus[]; outcomes: ObjectOutcome[] }> {
+  const objectsByFile = new Map<string, DesiredObject[]>();
+  for (const object of objects) {
+    const list = objectsByFile.get(object.ref.file) ?? [];
+    list.push(object);
+    objectsByFile.set(object.ref.file, list);
+  }
   const byFile = new Map<string, { statuses: ObjectStatus[]; outcomes: ObjectOutcome[] }>();
   for (const view of views) {
     const built: Built[] = [];
     const effectiveIndexes = new Set<number>();
-    for (const object of objects.filter((o) => o.ref.file === view.file)) {
+    for (const object of objectsByFile.get(view.file) ?? []) {
       built.push(objectStatus(object, nodeName, execution, observed, rejected));
       effectiveIndexes.add(object.ref.index);
     }
