@@ -1,4 +1,5 @@
 /** What the daemon owns in the kernel now, read from its pin tree. */
+import fs from 'node:fs';
 import path from 'node:path';
 
 import {
@@ -17,13 +18,32 @@ import type { KindShort, ObservedProgram, ObservedState } from './types.js';
 
 const KINDS: KindShort[] = ['xdp', 'tc', 'tracepoint'];
 
+/**
+ * Ids of pinned programs and links by pin path and inode. A pin's inode stands for one kernel
+ * object as long as the pin exists (pinning anew makes a new inode), so a known inode spares
+ * opening the pin and asking the kernel, the costly part of observing a large tree.
+ */
+const idsByPin = new Map<string, { ino: number; id: number }>();
+
 function pinnedId(pinPath: string, read: 'program' | 'link'): number | undefined {
+  let ino: number;
+  try {
+    ino = fs.statSync(pinPath).ino;
+  } catch {
+    idsByPin.delete(pinPath);
+    return undefined;
+  }
+  const known = idsByPin.get(pinPath);
+  if (known?.ino === ino) return known.id;
+
   const fd = openPinIfExists(pinPath);
   if (!fd) return undefined;
-  return withFds(
+  const id = withFds(
     [fd],
     () => (read === 'program' ? programInfo(fd, pinPath) : linkInfo(fd, pinPath)).id,
   );
+  idsByPin.set(pinPath, { ino, id });
+  return id;
 }
 
 function observeProgram(kind: KindShort, pinnedName: string, hashDir: string): ObservedProgram {
