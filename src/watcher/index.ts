@@ -58,7 +58,7 @@ export type {
   WatcherLogger,
 } from './types.js';
 
-const DEFAULT_DEBOUNCE_MS = 30;
+const DEFAULT_DEBOUNCE_MS = 150;
 /** A burst that never goes quiet is still read after this long. */
 const MAX_BURST_MS = 10_000;
 const DIR_RETRY_INITIAL_MS = 250;
