@@ -468,7 +468,14 @@ describe('bpfd run (daemon, real kernel)', function () {
 
   describe('coexistence and modes', () => {
     it('leaves a tc filter someone else added in place, while attaching and after removal', async () => {
-      const inNs = (args: string[]) => sh('nsenter', [`--net=/run/netns/${veth.nsA}`, ...args]);
+      // TC_BPF_MNT keeps tc's own pins (tc/globals) inside this test's bpffs root.
+      const inNs = (args: string[]) =>
+        sh('nsenter', [
+          `--net=/run/netns/${veth.nsA}`,
+          'env',
+          `TC_BPF_MNT=${workspace.bpffsRoot}`,
+          ...args,
+        ]);
       await inNs(['tc', 'qdisc', 'add', 'dev', veth.ifA, 'clsact']);
       await inNs([
         'tc',
