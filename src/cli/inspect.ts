@@ -137,6 +137,8 @@ function chainSettings(snapshot: ManifestSnapshot): Map<string, ChainSettings> {
     const { object } = document;
     if (object.kind === 'TracepointProgram') continue;
     const key = `${object.kind === 'XdpProgram' ? 'xdp' : 'tc'}/${pinName(object.metadata.name)}`;
+    // The first definition by file and position is the one in effect (later ones are duplicates).
+    if (settings.has(key)) continue;
     settings.set(key, { priority: object.spec.priority, proceedon: object.spec.proceedon });
   }
   return settings;
