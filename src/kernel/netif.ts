@@ -87,7 +87,11 @@ export function watchLinks(onChange: () => void, onError: (err: Error) => void):
   } catch {
     // the monitor below reports the failure
   }
-  const monitor = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // `ip monitor` runs under a shell that stops it when our end of its stdin closes, so the
+  // monitor ends with the daemon even when the daemon is killed.
+  const monitor = spawn('sh', ['-c', 'ip -o monitor link & trap "kill $!" EXIT; read -r _'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
   let closed = false;
   let pending = '';
   monitor.stdout.on('data', (chunk: Buffer) => {
@@ -113,7 +117,7 @@ export function watchLinks(onChange: () => void, onError: (err: Error) => void):
   return {
     close() {
       closed = true;
-      monitor.kill('SIGTERM');
+      monitor.stdin.end();
     },
   };
 }
