@@ -28,6 +28,11 @@ struct {
 	__type(value, __u64);
 } tracepoint_stats_map SEC(".maps");
 
+/* What one call adds; bpf/test/tracepoint_double.c builds this file with 2. */
+#ifndef COUNT_STEP
+#define COUNT_STEP 1
+#endif
+
 /* volatile keeps clang from folding the value in: the loader rewrites it. */
 volatile const __u32 match_tgid = 0;
 
@@ -43,7 +48,7 @@ int tracepoint_openat(void *ctx)
 
 	count = bpf_map_lookup_elem(&tracepoint_stats_map, &slot);
 	if (count)
-		__sync_fetch_and_add(count, 1);
+		__sync_fetch_and_add(count, COUNT_STEP);
 
 	return 0;
 }

@@ -121,6 +121,11 @@ export class Workspace {
     return `http://127.0.0.1:${this.metricsPort}`;
   }
 
+  /** Waits until `name` in `file` reports Loaded. */
+  loaded(file: string, name: string): Promise<true> {
+    return eventually(`${name} Loaded`, () => this.condition(file, name)?.type === 'Loaded');
+  }
+
   /** The command-line flags that point bpfd at this workspace. */
   flags(): string[] {
     return [
@@ -289,6 +294,15 @@ export class Daemon {
       env,
     );
     this.done = collect(this.child);
+  }
+
+  /** Stops the daemon; when the test failed, prints what it logged, to explain the failure. */
+  async stopAndReport(testFailed: boolean): Promise<BpfdResult> {
+    const output = await this.stop();
+    if (testFailed) {
+      process.stderr.write(`daemon exit ${output.code}\n${output.stdout}\n${output.stderr}\n`);
+    }
+    return output;
   }
 
   async stop(): Promise<BpfdResult> {

@@ -42,18 +42,14 @@ describe('bpfd run (daemon, real kernel)', function () {
   });
 
   afterEach(async function () {
-    const output = await daemon?.stop();
-    if (this.currentTest?.state === 'failed' && output) {
-      process.stderr.write(`daemon exit ${output.code}\n${output.stdout}\n${output.stderr}\n`);
-    }
+    await daemon?.stopAndReport(this.currentTest?.state === 'failed');
     daemon = undefined;
     await workspace.cleanup();
     await veth.cleanup();
   });
 
   const start = () => (daemon = new Daemon(workspace, veth.nsA));
-  const loaded = (file: string, name: string) =>
-    eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
+  const loaded = (file: string, name: string) => workspace.loaded(file, name);
 
   describe('XdpProgram', () => {
     it('loads, attaches and pins a dropped-in manifest and counts the traffic', async () => {

@@ -92,25 +92,14 @@ describe('Multi-program dispatchers (daemon, real kernel)', function () {
   afterEach(async function () {
     stream?.kill();
     stream = undefined;
-    const output = await daemon?.stop();
-    if (this.currentTest?.state === 'failed' && output) {
-      process.stderr.write(`daemon exit ${output.code}\n${output.stdout}\n${output.stderr}\n`);
-    }
+    await daemon?.stopAndReport(this.currentTest?.state === 'failed');
     daemon = undefined;
     await workspace.cleanup();
     await veth.cleanup();
   });
 
   const start = () => (daemon = new Daemon(workspace, veth.nsA));
-  const daemonArgs = () => [
-    '--config',
-    workspace.configFile,
-    '--manifests',
-    workspace.manifests,
-    '--bpffs-root',
-    workspace.bpffsRoot,
-  ];
-  const runOnce = () => bpfd(['run', '--once', ...daemonArgs()], veth.nsA);
+  const runOnce = () => bpfd(['run', '--once', ...workspace.flags()], veth.nsA);
 
   function xdpVerdict(name: string, priority: number, verdict = XDP_PASS, proceedon?: string[]) {
     return xdpProgram(name, {
@@ -422,7 +411,7 @@ describe('Multi-program dispatchers (daemon, real kernel)', function () {
       workspace.writeManifest('tc.yaml', [tcVerdict('tc-first', 'ingress', TC_ACT_OK)]);
       const hook = await chainSettles('xdp.yaml', ['first', 'second', 'third'], 'xdp');
       const tcHook = await chainSettles('tc.yaml', ['tc-first'], 'tc-ingress');
-      const statusBefore = await bpfd(['status', '-o', 'json', ...daemonArgs()], veth.nsA);
+      const statusBefore = await bpfd(['status', '-o', 'json', ...workspace.flags()], veth.nsA);
       expect(statusBefore.code, statusBefore.stderr).to.equal(0);
       const hooksBefore = JSON.parse(statusBefore.stdout).hooks;
       expect(hooksBefore.map((h: { dispatcherId: number }) => h.dispatcherId).sort()).to.deep.equal(
@@ -437,7 +426,7 @@ describe('Multi-program dispatchers (daemon, real kernel)', function () {
       expect(again.stdout).not.to.include('program loaded');
       expect(again.stdout).not.to.include('dispatcher chain installed');
 
-      const statusAfter = await bpfd(['status', '-o', 'json', ...daemonArgs()], veth.nsA);
+      const statusAfter = await bpfd(['status', '-o', 'json', ...workspace.flags()], veth.nsA);
       expect(JSON.parse(statusAfter.stdout).hooks).to.deep.equal(hooksBefore);
       expect(kernelHook('xdp')).to.deep.equal({
         dispatcherId: hook.dispatcherId,

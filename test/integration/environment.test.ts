@@ -179,8 +179,7 @@ describe('environment faults (real kernel)', function () {
     };
     const conditionOf = (file: string, name: string) =>
       eventually(`a condition on ${name}`, () => workspace.condition(file, name));
-    const loaded = (file: string, name: string) =>
-      eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
+    const loaded = (file: string, name: string) => workspace.loaded(file, name);
     const notLoaded = (file: string, name: string) =>
       eventually(`${name} NotLoaded`, () => {
         const condition = workspace.condition(file, name);

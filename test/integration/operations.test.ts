@@ -39,17 +39,13 @@ describe('operating the daemon (real kernel)', function () {
   });
 
   afterEach(async function () {
-    const output = await daemon?.stop();
-    if (this.currentTest?.state === 'failed' && output) {
-      process.stderr.write(`daemon exit ${output.code}\n${output.stdout}\n${output.stderr}\n`);
-    }
+    await daemon?.stopAndReport(this.currentTest?.state === 'failed');
     daemon = undefined;
     await workspace.cleanup();
     await veth.cleanup();
   });
 
-  const loaded = (file: string, name: string) =>
-    eventually(`${name} Loaded`, () => workspace.condition(file, name)?.type === 'Loaded');
+  const loaded = (file: string, name: string) => workspace.loaded(file, name);
 
   it('serves metrics that match the reconcile, and health and readiness', async () => {
     workspace.writeManifest('xdp.yaml', [xdpCounter('metered', veth.ifA)]);
