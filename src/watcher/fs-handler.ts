@@ -236,6 +236,9 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
     ignoreInitial: true,
     followSymlinks: true,
     usePolling: false,
+    // Any event means "read again"; holding an unlink back 100 ms to pair it with an add only
+    // delays that.
+    atomic: false,
     ignorePermissionErrors: true,
     depth: MAX_TREE_DEPTH,
     ignored: ignoredBelow(root),

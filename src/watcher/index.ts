@@ -6,11 +6,27 @@
  *   that `isManifestFileName` accepts count; hidden files and folders are neither read nor
  *   watched, so a `.git/` with thousands of objects costs nothing.
  * - Events only say "something moved". Once a burst has been quiet for `debounceMs` (a git pull,
- *   a checkout, an editor's write-and-rename), every manifest file is read again. A file caught
- *   half-written is read again on its next write event; meanwhile last-known-good covers it.
- * - 'change' is emitted when a read finds a view different from the current one: at most once
- *   per burst, and also after `rescan()` when that found a difference, so a listener of
- *   'change' sees every change exactly once. A burst that changed nothing emits nothing.
+ *   a checkout, an editor's write-and-rename), the tree is listed again and every manifest file
+ *   whose identity or times changed is parsed again. A file caught half-written is read again on
+ *   its next write event; meanwhile last-known-good covers it.
+ * - The quiet time is short (5 ms: a new manifest applies about as fast as a hand-run tool),
+ *   too short to be sure a slow writer has finished. So a read right after a burst publishes
+ *   additions and edits, but not removals: a view in which some object is no longer effective
+ *   anywhere (a `git checkout` caught between deleting a program from one file and writing it
+ *   into another) waits for the second look below, and applies only if the files still say so.
+ * - Events can be lost: chokidar drops a second event for one path within 50-100 ms of the first,
+ *   and re-watches a re-pointed symlink only after it noticed the change. So every read that
+ *   events caused is followed, SETTLE_MS later, by one more look (a `stat` per file, a parse
+ *   only of what changed); a look that finds a change is followed by another. When nothing
+ *   changes, no timer runs.
+ * - A file is parsed again unless its device, inode, size, mtime and ctime are those seen when
+ *   it was last parsed, and that mtime was then already SETTLED_MS old: a file changed twice
+ *   within one tick of the kernel's coarse clock keeps its times, so recent ones prove nothing.
+ *   `rescan()` parses every file regardless.
+ * - 'change' is emitted when a read finds a view different from the current one (after a burst,
+ *   the quick read, the second look, or both), and after `rescan()` when that found a
+ *   difference, so a listener of 'change' sees every change exactly once. A burst that changed
+ *   nothing emits nothing.
  * - Last-known-good per file: see `last-known-good.ts`. Only a removed file, or a document
  *   removed from a file that parses, takes an object away.
  * - The dir itself may vanish (a symlinked dir being swapped, a role re-creating it). Unloading
@@ -27,6 +43,8 @@
  *   'error' listener they are logged instead of ending the process.
  */
 import { EventEmitter } from 'node:events';
+import type { Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseManifestFile, type ParsedFile } from '../api/index.js';
 import {
@@ -42,6 +60,7 @@ import { buildFileView, holdFileView, snapshotFingerprint } from './last-known-g
 import { LastKnownGoodStore } from './lkg-store.js';
 import { BurstDebounce, RetryBackoff } from './timers.js';
 import type {
+  EffectiveDocument,
   FileView,
   ManifestSnapshot,
   ManifestWatcherEvents,
@@ -58,7 +77,11 @@ export type {
   WatcherLogger,
 } from './types.js';
 
-const DEFAULT_DEBOUNCE_MS = 150;
+const DEFAULT_DEBOUNCE_MS = 5;
+/** Longer than chokidar's longest suppression of a repeated event (100 ms). */
+const SETTLE_MS = 250;
+/** Well above one tick of the kernel's coarse clock (4 ms at HZ=250, 10 ms at HZ=100). */
+const SETTLED_MS = 100;
 /** A burst that never goes quiet is still read after this long. */
 const MAX_BURST_MS = 10_000;
 const DIR_RETRY_INITIAL_MS = 250;
@@ -79,13 +102,18 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   readonly #logger: WatcherLogger;
   readonly #tree: ManifestTreeWatch;
   readonly #burst: BurstDebounce;
+  readonly #settle: BurstDebounce;
   readonly #dirRetry: RetryBackoff;
+  /** Per file: its stat signature when it was last parsed, if its times were settled then. */
+  #parsedSignatures = new Map<string, string>();
+  #changes = 0;
   readonly #kept: LastKnownGoodStore | undefined;
   #keptPruned = false;
   #snapshot: ManifestSnapshot;
   #fingerprint: string | undefined;
   #started: Promise<ManifestSnapshot> | undefined;
-  #pendingScan: { restart: boolean; done: Promise<ManifestSnapshot> } | undefined;
+  #pendingScan:
+    { restart: boolean; holdRemovals: boolean; done: Promise<ManifestSnapshot> } | undefined;
   #lastScan: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -102,7 +130,8 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
       : undefined;
 
     const debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
-    this.#burst = new BurstDebounce(debounceMs, MAX_BURST_MS, () => this.#scanInBackground());
+    this.#burst = new BurstDebounce(debounceMs, MAX_BURST_MS, () => this.#readAfterEvents());
+    this.#settle = new BurstDebounce(SETTLE_MS, MAX_BURST_MS, () => this.#lookAgain());
     this.#dirRetry = new RetryBackoff(DIR_RETRY_INITIAL_MS, DIR_RETRY_MAX_MS, () =>
       this.#scanInBackground(),
     );
@@ -134,23 +163,25 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   async close(): Promise<void> {
     this.#closed = true;
     this.#burst.cancel();
+    this.#settle.cancel();
     this.#dirRetry.disarm();
     await this.#tree.close();
     await this.#lastScan;
   }
 
   // Reads never overlap; requests made while one runs share the single read queued after it.
-  #requestScan(restart: boolean): Promise<ManifestSnapshot> {
+  #requestScan(restart: boolean, holdRemovals = false): Promise<ManifestSnapshot> {
     if (this.#closed) return Promise.resolve(this.#snapshot);
     if (this.#pendingScan) {
       this.#pendingScan.restart ||= restart;
+      this.#pendingScan.holdRemovals &&= holdRemovals;
       return this.#pendingScan.done;
     }
 
-    const pending = { restart, done: Promise.resolve(this.#snapshot) };
+    const pending = { restart, holdRemovals, done: Promise.resolve(this.#snapshot) };
     pending.done = this.#lastScan.then(() => {
       this.#pendingScan = undefined;
-      return this.#scan(pending.restart);
+      return this.#scan(pending.restart, pending.holdRemovals);
     });
     this.#pendingScan = pending;
     this.#lastScan = pending.done.catch(() => undefined);
@@ -161,41 +192,91 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     this.#requestScan(false).catch((error: unknown) => this.#reportError(asError(error)));
   }
 
-  async #scan(restart: boolean): Promise<ManifestSnapshot> {
+  // Right after a burst: quick, so removals wait for the second look (see the header).
+  #readAfterEvents(): void {
+    this.#requestScan(false, true).then(
+      () => this.#settle.trigger(),
+      (error: unknown) => this.#reportError(asError(error)),
+    );
+  }
+
+  // Catches what lost events hid; looks once more only when it found something.
+  #lookAgain(): void {
+    const changesBefore = this.#changes;
+    this.#requestScan(false).then(
+      () => {
+        if (this.#changes !== changesBefore) this.#settle.trigger();
+      },
+      (error: unknown) => this.#reportError(asError(error)),
+    );
+  }
+
+  async #scan(restart: boolean, holdRemovals: boolean): Promise<ManifestSnapshot> {
     if (this.#closed) return this.#snapshot;
 
     const root = await this.#tree.sync({ restart });
     this.#trackDirPresence(root);
 
-    const next = root.present
-      ? await this.#readTree()
-      : this.#holdEverything(`${root.reason}; keeping the objects last read from it`);
+    // Views held while the dir is away are not what their files say: parse them when it is back.
+    const read = root.present
+      ? await this.#readTree(restart)
+      : {
+          snapshot: this.#holdEverything(`${root.reason}; keeping the objects last read from it`),
+          signatures: new Map<string, string>(),
+        };
+    const next = read.snapshot;
+    if (holdRemovals && removesObjects(this.#snapshot, next)) {
+      this.#logger.debug({ dir: this.#dir }, 'objects removed; confirming after the files settle');
+      return this.#snapshot;
+    }
+
+    this.#parsedSignatures = read.signatures;
     if (root.present) this.#keep(next);
     return this.#publish(next);
   }
 
-  async #readTree(): Promise<ManifestSnapshot> {
+  async #readTree(
+    parseAll: boolean,
+  ): Promise<{ snapshot: ManifestSnapshot; signatures: Map<string, string> }> {
     const listing = await listManifestFiles(this.#dir);
     const previous = new Map(this.#snapshot.files.map((view) => [view.file, view]));
+    const signatures = new Map<string, string>();
 
     const read = await mapConcurrently(listing.files, READ_CONCURRENCY, (listed) =>
-      this.#readFile(listed, previous.get(listed.file)),
+      this.#readFile(listed, previous.get(listed.file), parseAll, signatures),
     );
     const listedFiles = new Set(listing.files.map((listed) => listed.file));
     const held = holdFilesIn(listing.unreadableDirs, previous, listedFiles);
 
     const files = [...read, ...held].sort((left, right) => comparePaths(left.file, right.file));
-    return { dir: this.#dir, files, dirMissing: false };
+    return { snapshot: { dir: this.#dir, files, dirMissing: false }, signatures };
   }
 
-  async #readFile(listed: ListedFile, previous: FileView | undefined): Promise<FileView> {
+  /** The file's view now; its signature goes into `signatures` when a later look may trust it. */
+  async #readFile(
+    listed: ListedFile,
+    previous: FileView | undefined,
+    parseAll: boolean,
+    signatures: Map<string, string>,
+  ): Promise<FileView> {
+    // Taken before the read, so a write during it leaves a signature that differs next time.
+    const statedAt = Date.now();
+    const stat = listed.unreadable ? undefined : await statIfPresent(listed.file);
+    const signature = stat && statSignature(stat);
+    const unchanged =
+      signature !== undefined && this.#parsedSignatures.get(listed.file) === signature;
+    if (unchanged && previous && !parseAll) {
+      signatures.set(listed.file, signature);
+      return previous;
+    }
+
     const { parsed, unexpected } = await readManifestFile(listed, this.#parse);
     if (unexpected) this.#reportError(unexpected);
+    const settled = stat && Math.max(stat.mtimeMs, stat.ctimeMs) < statedAt - SETTLED_MS;
+    if (signature && settled && !parsed.fileError) signatures.set(listed.file, signature);
 
     // First read since start: the last good copy is the one kept on disk, if any.
-    const view = buildFileView(parsed, previous ?? this.#kept?.load(listed.file));
-    this.#logNewProblems(view, previous);
-    return view;
+    return buildFileView(parsed, previous ?? this.#kept?.load(listed.file));
   }
 
   #holdEverything(reason: string): ManifestSnapshot {
@@ -244,11 +325,16 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     if (this.#closed) return this.#snapshot;
 
     const fingerprint = snapshotFingerprint(next);
-    const changed = this.#fingerprint !== undefined && fingerprint !== this.#fingerprint;
+    // Unchanged: the same snapshot object stays, so consumers can tell by identity.
+    if (fingerprint === this.#fingerprint) return this.#snapshot;
+    const changed = this.#fingerprint !== undefined;
+    const previous = new Map(this.#snapshot.files.map((view) => [view.file, view]));
+    for (const view of next.files) this.#logNewProblems(view, previous.get(view.file));
     this.#snapshot = next;
     this.#fingerprint = fingerprint;
 
     if (changed) {
+      this.#changes++;
       this.#logger.debug({ dir: this.#dir, files: next.files.length }, 'manifest view changed');
       this.emit('change', next);
     }
@@ -267,6 +353,16 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else this.#logger.error({ dir: this.#dir, err: error }, 'manifest watch failed');
   }
+}
+
+/** Whether some object effective in `current` is effective nowhere in `next`. */
+function removesObjects(current: ManifestSnapshot, next: ManifestSnapshot): boolean {
+  const key = (document: EffectiveDocument) =>
+    `${document.object.kind}/${document.object.metadata.name}`;
+  const remaining = new Set(next.files.flatMap((view) => view.effective.map(key)));
+  return current.files.some((view) =>
+    view.effective.some((document) => !remaining.has(key(document))),
+  );
 }
 
 function holdFilesIn(
@@ -308,6 +404,18 @@ async function mapConcurrently<Item, Result>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+async function statIfPresent(file: string): Promise<Stats | undefined> {
+  try {
+    return await stat(file);
+  } catch {
+    return undefined;
+  }
+}
+
+function statSignature(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
 }
 
 function asError(error: unknown): Error {

@@ -43,7 +43,7 @@ export interface WatcherLogger {
 
 export interface ManifestWatcherOptions {
   dir: string;
-  /** Quiet time after the last file event before the dir is re-read. Default 150. */
+  /** Quiet time after the last file event before the dir is re-read. Default 5. */
   debounceMs?: number;
   /** Parser of one manifest file. Default: the real one from `src/api`. */
   parse?: (file: string) => Promise<ParsedFile>;

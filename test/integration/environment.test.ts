@@ -314,12 +314,15 @@ describe('environment faults (real kernel)', function () {
       expect(programPinOf('second'), 'second loaded despite the full disk').to.not.equal(undefined);
 
       // Still serving: a change made while the disk is full reaches the kernel too.
+      const thirdMark = log.mark();
       workspace.writeManifest('xdp.yaml', [
         xdpCounter('first', veth.ifA, 10),
         xdpCounter('second', veth.ifA, 20),
         xdpCounter('third', veth.ifA, 30),
       ]);
       await eventually('third loaded', () => programPinOf('third'));
+      // Its status write failed as well, and took its temp file with it.
+      await log.waitFor('cannot write status', thirdMark);
       expect(daemon!.child.exitCode).to.equal(null);
       expect(statusOf('second')).to.equal(undefined);
       expect(fs.readdirSync(statusDir).filter((name) => name.endsWith('.tmp'))).to.deep.equal([]);

@@ -167,6 +167,117 @@ describe('ManifestWatcher', () => {
     });
   });
 
+  describe('lost events', () => {
+    it('sees a second write that chokidar swallowed (within 50 ms of the first)', async () => {
+      const file = path.join(dir, 'twice.yaml');
+      await writeFile(file, xdpProgram('twice', 10));
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const first = recorder.next('priority 20', (s) => effectivePriorities(s).twice === 20);
+      await writeFile(file, xdpProgram('twice', 20));
+      await first;
+      // chokidar drops a 'change' of the same path this soon after the last one; only the
+      // watcher's second look can see it.
+      const second = recorder.next('priority 30', (s) => effectivePriorities(s).twice === 30);
+      await writeFile(file, xdpProgram('twice', 30));
+      expect(effectivePriorities(await second)).to.deep.equal({ twice: 30 });
+    });
+
+    it('sees a symlinked manifest re-pointed twice in quick succession', async () => {
+      const targets = path.join(tempDir!, 'targets');
+      await mkdir(targets);
+      for (const priority of [1, 2, 3]) {
+        await writeFile(path.join(targets, `v${priority}.yaml`), xdpProgram('linked', priority));
+      }
+      const link = path.join(dir, 'linked.yaml');
+      const pointAt = async (version: number) => {
+        const staging = path.join(dir, `.linked.${version}`);
+        await symlink(path.join(targets, `v${version}.yaml`), staging);
+        await rename(staging, link);
+      };
+      await pointAt(1);
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const third = recorder.next('priority 3', (s) => effectivePriorities(s).linked === 3);
+      await pointAt(2);
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      await pointAt(3);
+      expect(effectivePriorities(await third)).to.deep.equal({ linked: 3 });
+    });
+  });
+
+  describe('removals', () => {
+    it('never shows a program moved between files as gone, even when the move is slow', async () => {
+      await writeFile(
+        path.join(dir, 'a.yaml'),
+        multiDocument(xdpProgram('mover'), xdpProgram('a')),
+      );
+      await writeFile(path.join(dir, 'b.yaml'), xdpProgram('b'));
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const moved = recorder.next('mover in b.yaml', (snapshot) =>
+        snapshot.files.some(
+          (view) =>
+            view.file.endsWith('b.yaml') &&
+            view.effective.some((document) => document.object.metadata.name === 'mover'),
+        ),
+      );
+      await writeFile(path.join(dir, 'a.yaml'), xdpProgram('a'));
+      // Far longer than the quiet time: the quick read sees 'mover' in neither file.
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await writeFile(
+        path.join(dir, 'b.yaml'),
+        multiDocument(xdpProgram('b'), xdpProgram('mover')),
+      );
+      await moved;
+
+      for (const snapshot of recorder.changes) {
+        expect(effectiveNames(snapshot)).to.include('XdpProgram/mover');
+      }
+    });
+
+    it('applies a removal once the second look still finds it', async () => {
+      await writeFile(path.join(dir, 'gone.yaml'), xdpProgram('gone'));
+      await writeFile(path.join(dir, 'stays.yaml'), xdpProgram('stays'));
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const removed = recorder.next('gone removed', (snapshot) => snapshot.files.length === 1);
+      await unlink(path.join(dir, 'gone.yaml'));
+      expect(effectiveNames(await removed)).to.deep.equal(['XdpProgram/stays']);
+      expect(recorder.changes).to.have.length(1);
+    });
+  });
+
+  describe('parsing', () => {
+    it('parses again only the files that changed; rescan parses every file', async () => {
+      for (let number = 0; number < 20; number++) {
+        await writeFile(path.join(dir, `p${number}.yaml`), xdpProgram(`prog-${number}`));
+      }
+      // Files changed within the last 100 ms are parsed on every look: let them settle first.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const parsed: string[] = [];
+      const countingParse = (file: string) => {
+        parsed.push(path.basename(file));
+        return testParse(file);
+      };
+      watcher = createWatcher(dir, { debounceMs: 5, parse: countingParse });
+      const recorder = new ChangeRecorder(watcher);
+      await watcher.start();
+      expect(parsed).to.have.length(20);
+
+      parsed.length = 0;
+      const edited = recorder.next('priority 50', (s) => effectivePriorities(s)['prog-7'] === 50);
+      await writeFile(path.join(dir, 'p7.yaml'), xdpProgram('prog-7', 50));
+      const snapshot = await edited;
+      expect(snapshot.files).to.have.length(20);
+      expect(new Set(parsed)).to.deep.equal(new Set(['p7.yaml']));
+
+      parsed.length = 0;
+      await watcher.rescan();
+      expect(parsed).to.have.length(20);
+    });
+  });
+
   describe('last-known-good', () => {
     it('keeps the previous objects of a file that stops being YAML', async () => {
       const file = path.join(dir, 'pair.yaml');
