@@ -116,6 +116,13 @@ export async function run(options: RunOptions): Promise<number> {
     }
   }
 
+  // From here on a stop request waits for the reconcile in progress, also during startup
+  // (the first converge of many objects takes seconds), instead of ending the process mid-way.
+  const stopRequested = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+
   const server = await startMetricsServer(config.metrics.listen, metrics, logger, () =>
     isBpffs(config.bpffsRoot) ? undefined : `bpffs root ${config.bpffsRoot} is not on bpffs`,
   );
@@ -138,7 +145,7 @@ export async function run(options: RunOptions): Promise<number> {
   watcher.on('change', () => loop.trigger('manifests changed'));
   watcher.on('error', (err) => logger.error({ err: String(err) }, 'watcher error'));
   const resync = cron.schedule(config.resync, async () => {
-    reconciler.forgetWrittenStatus();
+    reconciler.forgetShortcuts();
     await watcher.rescan();
     loop.trigger('resync');
     await loop.idle();
@@ -186,34 +193,33 @@ export async function run(options: RunOptions): Promise<number> {
   });
 
   loop.trigger('start');
-  await loop.idle();
-  metrics.markReady();
-  notifySystemd(`READY=1\nSTATUS=watching ${config.manifestDir}`);
-  const watchdogMs = watchdogIntervalMs();
-  const watchdog = watchdogMs
-    ? setInterval(() => notifySystemd('WATCHDOG=1'), watchdogMs)
-    : undefined;
-  logger.info(
-    { manifestDir: config.manifestDir, bpffsRoot: config.bpffsRoot, node: config.nodeName },
-    'daemon ready',
-  );
-
-  return new Promise<number>((resolve) => {
-    const stop = async (signal: string) => {
-      logger.info({ signal }, 'stopping; programs stay attached and pinned');
-      notifySystemd('STOPPING=1');
-      clearInterval(watchdog);
-      loop.stop();
-      resync.stop();
-      clearInterval(interfaceCheck);
-      links.close();
-      await loop.idle();
-      await watcher.close();
-      server.close();
-      lock.release();
-      resolve(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+  let watchdog: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const startedUp = loop.idle().then(() => {
+    if (stopping) return;
+    metrics.markReady();
+    notifySystemd(`READY=1\nSTATUS=watching ${config.manifestDir}`);
+    const watchdogMs = watchdogIntervalMs();
+    if (watchdogMs) watchdog = setInterval(() => notifySystemd('WATCHDOG=1'), watchdogMs);
+    logger.info(
+      { manifestDir: config.manifestDir, bpffsRoot: config.bpffsRoot, node: config.nodeName },
+      'daemon ready',
+    );
   });
+
+  const signal = await stopRequested;
+  stopping = true;
+  logger.info({ signal }, 'stopping; programs stay attached and pinned');
+  notifySystemd('STOPPING=1');
+  loop.stop();
+  resync.stop();
+  clearInterval(interfaceCheck);
+  links.close();
+  await loop.idle();
+  await startedUp;
+  clearInterval(watchdog);
+  await watcher.close();
+  server.close();
+  lock.release();
+  return 0;
 }

@@ -142,6 +142,27 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(workspace.programIdOf('xdp.yaml', 'kept')).to.equal(id);
     });
 
+    it('stops cleanly on SIGTERM during its first converge, and the next start finishes it', async () => {
+      const programs = Array.from({ length: 24 }, (_, n) =>
+        xdpCounter(`early${n}`, veth.ifA, { priority: n + 1 }),
+      );
+      workspace.writeManifest('xdp.yaml', programs);
+      start();
+      const log = new DaemonLog(daemon!.child);
+      await log.waitFor('metrics listening', 0);
+      const stopped = await daemon!.stop();
+
+      expect(stopped.code, stopped.stdout + stopped.stderr).to.equal(0);
+      expect(stopped.stdout).to.include('stopping; programs stay attached and pinned');
+      expect(stopped.stdout).not.to.include('daemon ready');
+      // The root lock is free again and the pin tree is one the next start can finish.
+      const again = await workspace.runOnce(veth.nsA);
+      expect(again.code, again.stdout + again.stderr).to.equal(0);
+      for (let n = 0; n < 24; n++) {
+        expect(workspace.condition('xdp.yaml', `early${n}`)?.type).to.equal('Loaded');
+      }
+    });
+
     it('adopts the pin tree of a previous version: new dispatcher code, same programs', async () => {
       workspace.writeManifest('xdp.yaml', [counter('adopted', veth.ifA)]);
       expect((await workspace.runOnce(veth.nsA)).code).to.equal(0);
