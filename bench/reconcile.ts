@@ -126,6 +126,8 @@ interface NoChangeRow {
   statusMs: number[];
   restMs: number[];
   rescanMs: number[];
+  /** The resync's reconcile: after forgetShortcuts(), every pin dir and sidecar read again. */
+  resyncMs: number[];
   unexpectedActions: number;
   statusRewrites: number;
 }
@@ -203,6 +205,12 @@ class SizeRun {
       row.statusMs.push(statusMs);
       row.restMs.push(Math.max(0, totalMs - desiredMs - observeMs - planMs - statusMs));
       row.rescanMs.push((await timedAsync(() => this.watcher.rescan()))[1]);
+      this.reconciler.forgetShortcuts();
+      this.statusWriter.reset();
+      const [resync, resyncMs] = await timedAsync(() => this.reconcile());
+      row.resyncMs.push(resyncMs);
+      row.unexpectedActions += resync.plan.actions.length;
+      row.statusRewrites += this.statusWriter.rewritten;
     }
   }
 
@@ -299,6 +307,7 @@ function reportNoChange(rows: NoChangeRow[], rounds: number): void {
       'status',
       'rest',
       'rescan',
+      'resync',
     ],
     ...rows.map((row) => [
       String(row.size),
@@ -311,13 +320,16 @@ function reportNoChange(rows: NoChangeRow[], rounds: number): void {
       p50(row.statusMs),
       p50(row.restMs),
       p50(row.rescanMs),
+      p50(row.resyncMs),
     ]),
   ]);
   process.stdout.write(
     '\ndesired: buildDesired; observe: pin tree + kernel ids; plan: planner; status: the status\n' +
       'writer (read, render, compare each sidecar); rest: the remainder of the reconcile;\n' +
-      'rescan: the watcher reading every manifest again (not part of a reconcile; the daemon\n' +
-      'does it on every file event burst and on each resync).\n',
+      'rescan: the watcher parsing every manifest again (not part of a reconcile; the daemon\n' +
+      'does it on each resync; a burst of file events parses only the files that changed);\n' +
+      'resync: the reconcile after a resync, which reads every pin dir and compares every\n' +
+      'sidecar with the disk again (p50 and the other columns skip both when nothing moved).\n',
   );
 
   const largest = rows.at(-1)!;
@@ -416,6 +428,7 @@ async function inner(): Promise<void> {
       statusMs: [],
       restMs: [],
       rescanMs: [],
+      resyncMs: [],
       unexpectedActions: 0,
       statusRewrites: 0,
     };

@@ -27,7 +27,7 @@ import {
 } from '../kernel/index.js';
 import type { EffectiveDocument } from '../watcher/index.js';
 import { describeSelector, matchesNodeSelector } from './selector.js';
-import { unsafeManifestReason } from './strict-modes.js';
+import { StrictModesPass } from './strict-modes.js';
 import type { DesiredProgram, KindShort, ObjectRef, ObservedProgram } from './types.js';
 
 /** Why an object is not among the desired programs. */
@@ -123,6 +123,56 @@ interface ResolvedBytecode {
 }
 
 /**
+ * What one pass over the objects looks up on this node, each thing once: a thousand objects
+ * built from one object file in one manifest dir cost one `realpath` and one `stat` of it, not
+ * a thousand. A new pass (a new reconcile) looks everything up again.
+ */
+class NodeLookups {
+  readonly strictModes: StrictModesPass;
+  readonly #realPaths = new Map<string, { path: string } | { error: unknown }>();
+  readonly #digests = new Map<string, string>();
+  readonly #ifindexes = new Map<string, number | undefined>();
+  #primary: { ifname: string | undefined } | undefined;
+
+  constructor(config: Config) {
+    this.strictModes = new StrictModesPass(config.manifestDir);
+  }
+
+  realPath(file: string): string {
+    let known = this.#realPaths.get(file);
+    if (!known) {
+      try {
+        known = { path: fs.realpathSync(file) };
+      } catch (error) {
+        known = { error };
+      }
+      this.#realPaths.set(file, known);
+    }
+    if ('error' in known) throw known.error;
+    return known.path;
+  }
+
+  digest(realPath: string): string {
+    let digest = this.#digests.get(realPath);
+    if (digest === undefined) {
+      digest = bytecodeDigest(realPath);
+      this.#digests.set(realPath, digest);
+    }
+    return digest;
+  }
+
+  interfaceIndex(ifname: string): number | undefined {
+    if (!this.#ifindexes.has(ifname)) this.#ifindexes.set(ifname, interfaceIndex(ifname));
+    return this.#ifindexes.get(ifname);
+  }
+
+  primaryInterface(): string | undefined {
+    this.#primary ??= { ifname: primaryInterface() };
+    return this.#primary.ifname;
+  }
+}
+
+/**
  * `bytecode.path` as a file on this node. A relative path is taken from the manifest's own
  * directory, so a repo can carry objects beside its manifests.
  */
@@ -130,12 +180,13 @@ function resolveBytecodePath(
   bytecodePath: string,
   ref: ObjectRef,
   config: Config,
+  lookups: NodeLookups,
 ): ResolvedBytecode {
   // From where the manifest really is: in a symlinked release dir, `../objects` stays inside it.
-  const objectPath = path.resolve(fs.realpathSync(path.dirname(ref.file)), bytecodePath);
+  const objectPath = path.resolve(lookups.realPath(path.dirname(ref.file)), bytecodePath);
   let realPath: string;
   try {
-    realPath = fs.realpathSync(objectPath);
+    realPath = lookups.realPath(objectPath);
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     throw new Error(
@@ -152,16 +203,19 @@ function resolveBytecodePath(
         `(${config.bytecodeRoots.join(', ')})`,
     );
   }
-  return { objectPath: realPath, digest: bytecodeDigest(realPath) };
+  return { objectPath: realPath, digest: lookups.digest(realPath) };
 }
 
 async function resolveBytecode(
   object: ProgramObject,
   ref: ObjectRef,
   context: DesiredContext,
+  lookups: NodeLookups,
 ): Promise<ResolvedBytecode> {
   const bytecode = object.spec.bytecode;
-  if (bytecode.path !== undefined) return resolveBytecodePath(bytecode.path, ref, context.config);
+  if (bytecode.path !== undefined) {
+    return resolveBytecodePath(bytecode.path, ref, context.config, lookups);
+  }
   if (!bytecode.image) throw new Error('spec.bytecode needs path or image');
   if (!context.images) throw new Error('spec.bytecode.image: no image store configured');
 
@@ -181,20 +235,57 @@ function specHash(parts: unknown): string {
   return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
-function resolveHook(object: ProgramObject, kindShort: KindShort): Hook | Blocker {
+interface ProgramVersion {
+  digest: string;
+  globalData: Map<string, Buffer>;
+  hash: string;
+}
+
+/**
+ * Per manifest object (the watcher hands out the same object until its file changes): its
+ * decoded global data and spec hash, for the bytecode digest they were computed with.
+ */
+const versions = new WeakMap<ProgramObject, ProgramVersion>();
+
+function programVersion(
+  object: ProgramObject,
+  digest: string,
+  tracepoint: string | undefined,
+): ProgramVersion {
+  const known = versions.get(object);
+  if (known?.digest === digest) return known;
+
+  const globalData = decodeGlobalData(object.spec.globaldata);
+  const hash = specHash({
+    kind: object.kind,
+    digest,
+    section: object.spec.sectionname,
+    globals: [...globalData].map(([name, bytes]) => [name, bytes.toString('base64')]).sort(),
+    tracepoint,
+  });
+  const version = { digest, globalData, hash };
+  versions.set(object, version);
+  return version;
+}
+
+function resolveHook(
+  object: ProgramObject,
+  kindShort: KindShort,
+  lookups: NodeLookups,
+): Hook | Blocker {
   const spec = object.spec as {
     interfaceselector: { interface?: string; primarynodeinterface?: boolean };
     direction?: string;
   };
   const selector = spec.interfaceselector;
-  const ifname = selector.primarynodeinterface ? primaryInterface() : selector.interface;
+  const ifname = selector.primarynodeinterface ? lookups.primaryInterface() : selector.interface;
   if (!ifname) {
     return {
       reason: 'waitingForInterface',
       message: 'spec.interfaceselector.primarynodeinterface: this node has no default route',
     };
   }
-  const ifindex = interfaceIndex(ifname);
+  const ifindex = lookups.interfaceIndex(ifname);
   if (ifindex === undefined) {
     return {
       reason: 'waitingForInterface',
@@ -210,6 +301,7 @@ function resolveHook(object: ProgramObject, kindShort: KindShort): Hook | Blocke
 async function toDesired(
   document: EffectiveDocument,
   context: DesiredContext,
+  lookups: NodeLookups,
 ): Promise<DesiredObject> {
   const { config, labels } = context;
   const object = document.object;
@@ -241,22 +333,16 @@ async function toDesired(
   let program: DesiredProgram;
   let blocker: Blocker | undefined;
   try {
-    const bytecode = await resolveBytecode(object, ref, context);
+    const bytecode = await resolveBytecode(object, ref, context, lookups);
+    const { globalData, hash } = programVersion(object, bytecode.digest, tracepoint);
     const load = {
       objectPath: bytecode.objectPath,
       bytecodeDigest: bytecode.digest,
       image: bytecode.image,
       sectionName: spec.sectionname,
       programType: PROGRAM_TYPE[kindShort],
-      globalData: decodeGlobalData(spec.globaldata),
+      globalData,
     };
-    const hash = specHash({
-      kind: object.kind,
-      digest: load.bytecodeDigest,
-      section: load.sectionName,
-      globals: [...load.globalData].map(([name, bytes]) => [name, bytes.toString('base64')]).sort(),
-      tracepoint,
-    });
     const pinDir = path.join(config.bpffsRoot, 'programs', kindShort, pinName(ref.name), hash);
     program = { ref, key, kindShort, specHash: hash, pinDir, load, tracepoint };
   } catch (err) {
@@ -288,7 +374,7 @@ async function toDesired(
 
   // Without its interface the program stays loaded (maps and counters kept) and attaches when
   // the interface comes back.
-  const hook = resolveHook(object, kindShort);
+  const hook = resolveHook(object, kindShort, lookups);
   if ('reason' in hook) return { ref, kindShort, program, blocker: blocker ?? hook };
   program.attach = {
     hook,
@@ -350,10 +436,11 @@ export async function buildDesired(
     errors: [],
   }));
   markDuplicates(asParsed);
+  const lookups = new NodeLookups(config);
   const unsafe = new Map<string, string | undefined>();
   const unsafeReason = (file: string) => {
     if (!config.strictModes) return undefined;
-    if (!unsafe.has(file)) unsafe.set(file, unsafeManifestReason(file, config.manifestDir));
+    if (!unsafe.has(file)) unsafe.set(file, lookups.strictModes.reasonFor(file));
     return unsafe.get(file);
   };
 
@@ -369,7 +456,7 @@ export async function buildDesired(
     objects.push(
       blocker
         ? { ref: refRead(document), kindShort: KIND_SHORT[document.object.kind], blocker }
-        : await toDesired(document, context),
+        : await toDesired(document, context, lookups),
     );
   }
   return objects;

@@ -19,44 +19,87 @@ import type { KindShort, ObservedProgram, ObservedState } from './types.js';
 const KINDS: KindShort[] = ['xdp', 'tc', 'tracepoint'];
 
 /**
- * Ids of pinned programs and links by pin path and inode. A pin's inode stands for one kernel
- * object as long as the pin exists (pinning anew makes a new inode), so a known inode spares
- * opening the pin and asking the kernel, the costly part of observing a large tree.
+ * A dir whose modification time is at least this far behind the moment it was read may be
+ * trusted to look the same while that time stays the same. A dir changed more recently might
+ * change again within one tick of the kernel's coarse clock without its time moving (the
+ * "racy" case git knows): it is read again next time.
  */
-const idsByPin = new Map<string, { ino: number; id: number }>();
+const SETTLED_MS = 100;
+
+/**
+ * What was read from each dir of the pin tree, with the dir's identity and times then. Adding,
+ * removing or renaming an entry (a pin or a subdir) changes a bpffs dir's mtime, and a pin's
+ * kernel object cannot change without its pin being replaced, so a `stat` of the dir stands in
+ * for listing it and opening its pins. Every dir is still examined on every observe: a pin
+ * removed by hand is seen by the next reconcile, as before.
+ */
+const readByDir = new Map<string, { signature: string; value: unknown }>();
+/** Dirs examined by the observe in progress; what the others held is forgotten at its end. */
+let examined = new Set<string>();
+
+/** Makes the next observe read every dir of the pin tree again (the resync does). */
+export function forgetPinTreeReads(): void {
+  readByDir.clear();
+}
+
+function readThroughDir<T>(dir: string, read: () => T, missing: T): T {
+  examined.add(dir);
+  const startedAt = Date.now();
+  const stat = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!stat) {
+    readByDir.delete(dir);
+    return missing;
+  }
+  const signature = `${stat.dev}:${stat.ino}:${stat.mtimeMs}:${stat.ctimeMs}`;
+  const known = readByDir.get(dir);
+  if (known?.signature === signature) return known.value as T;
+
+  const value = read();
+  if (Math.max(stat.mtimeMs, stat.ctimeMs) < startedAt - SETTLED_MS) {
+    readByDir.set(dir, { signature, value });
+  } else {
+    readByDir.delete(dir);
+  }
+  return value;
+}
+
+function listDirThrough(dir: string): string[] {
+  return readThroughDir(dir, () => listDir(dir), []);
+}
 
 function pinnedId(pinPath: string, read: 'program' | 'link'): number | undefined {
-  let ino: number;
-  try {
-    ino = fs.statSync(pinPath).ino;
-  } catch {
-    idsByPin.delete(pinPath);
-    return undefined;
-  }
-  const known = idsByPin.get(pinPath);
-  if (known?.ino === ino) return known.id;
-
   const fd = openPinIfExists(pinPath);
   if (!fd) return undefined;
-  const id = withFds(
+  return withFds(
     [fd],
     () => (read === 'program' ? programInfo(fd, pinPath) : linkInfo(fd, pinPath)).id,
   );
-  idsByPin.set(pinPath, { ino, id });
-  return id;
 }
 
+// The maps dir is read with the program's dir: maps are pinned before the program, and nothing
+// of ours changes them afterwards. A map pin removed by hand shows until the dir is read again.
 function observeProgram(kind: KindShort, pinnedName: string, hashDir: string): ObservedProgram {
-  const maps: Record<string, string> = {};
-  for (const map of listDir(path.join(hashDir, 'maps')))
-    maps[map] = path.join(hashDir, 'maps', map);
+  const pins = readThroughDir(
+    hashDir,
+    () => {
+      const maps: Record<string, string> = {};
+      for (const map of listDir(path.join(hashDir, 'maps')))
+        maps[map] = path.join(hashDir, 'maps', map);
+      return {
+        programId: pinnedId(programPinPath(hashDir), 'program'),
+        linkId: kind === 'tracepoint' ? pinnedId(path.join(hashDir, 'link'), 'link') : undefined,
+        maps,
+      };
+    },
+    { programId: undefined, linkId: undefined, maps: {} },
+  );
   return {
     key: `${kind}/${pinnedName}`,
     specHash: path.basename(hashDir),
     pinDir: hashDir,
-    programId: pinnedId(programPinPath(hashDir), 'program'),
-    maps,
-    linkId: kind === 'tracepoint' ? pinnedId(path.join(hashDir, 'link'), 'link') : undefined,
+    programId: pins.programId,
+    linkId: pins.linkId,
+    maps: { ...pins.maps },
   };
 }
 
@@ -75,15 +118,18 @@ function xdpModeOf(link: LinkInfo | undefined): 'native' | 'skb' | undefined {
  * that form.
  */
 export function observe(root: string): ObservedState {
+  examined = new Set();
   const programs: ObservedProgram[] = [];
   for (const kind of KINDS) {
     const kindDir = path.join(root, 'programs', kind);
-    for (const pinnedName of listDir(kindDir)) {
-      for (const hash of listDir(path.join(kindDir, pinnedName))) {
+    for (const pinnedName of listDirThrough(kindDir)) {
+      for (const hash of listDirThrough(path.join(kindDir, pinnedName))) {
         programs.push(observeProgram(kind, pinnedName, path.join(kindDir, pinnedName, hash)));
       }
     }
   }
+  for (const dir of readByDir.keys()) if (!examined.has(dir)) readByDir.delete(dir);
+
   const dispatchers = observeDispatchers(root).map((dispatcher) => ({
     ...dispatcher,
     chainIds: dispatcher.current ? chainProgramIds(dispatcher.current.dir) : [],

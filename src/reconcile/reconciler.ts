@@ -18,7 +18,7 @@ import {
 } from './desired.js';
 import { BytecodeError } from '../kernel/index.js';
 import { Executor, type ExecutionReport, type Logger } from './executor.js';
-import { observe } from './observer.js';
+import { forgetPinTreeReads, observe } from './observer.js';
 import { plan } from './planner.js';
 import { buildFileStatuses, type ObjectOutcome } from './report.js';
 import type { DesiredProgram, ObservedProgram, ObservedState, Plan } from './types.js';
@@ -132,6 +132,9 @@ export class Reconciler {
   private readonly knownFiles = new Set<string>();
   /** What each sidecar was last written from. */
   private readonly writtenStatus = new Map<string, string>();
+  /** The last run whose statuses were all written, with what they were built from. */
+  private lastStatusRound:
+    { snapshot: ManifestSnapshot; inputs: string; outcomes: ObjectOutcome[] } | undefined;
 
   constructor(
     private readonly config: Config,
@@ -172,24 +175,7 @@ export class Reconciler {
     const execution = await this.executor.execute(planned, before);
     const observed = planned.actions.length > 0 ? observe(this.config.bpffsRoot) : before;
 
-    const statuses = buildFileStatuses(
-      snapshot.files,
-      objects,
-      this.config.nodeName,
-      execution,
-      observed,
-      planned.rejected,
-    );
-    const outcomes: ObjectOutcome[] = [];
-    for (const { outcomes: fileOutcomes } of statuses.values()) outcomes.push(...fileOutcomes);
-    // While the manifest dir is gone (a swap in progress) its files look deleted to the status
-    // writer, which would drop their sidecars: leave status alone until the dir is back.
-    if (!snapshot.dirMissing) {
-      for (const [file, { statuses: fileStatuses }] of statuses) {
-        await this.writeStatus(file, fileStatuses);
-      }
-      await this.removeGoneSidecars(new Set(statuses.keys()));
-    }
+    const outcomes = await this.reportStatus(snapshot, objects, planned, execution, observed);
 
     this.rememberFailedLoads(planned, execution, objects);
 
@@ -214,6 +200,49 @@ export class Reconciler {
       observed,
       desiredFingerprint: fingerprint(objects),
     };
+  }
+
+  /**
+   * Builds and writes every file's status. When nothing at all changed since the last run (the
+   * same manifest view, desired objects and kernel state, and nothing done), the statuses would
+   * be the same too: the last outcomes stand and nothing is built or compared.
+   */
+  private async reportStatus(
+    snapshot: ManifestSnapshot,
+    objects: DesiredObject[],
+    planned: Plan,
+    execution: ExecutionReport,
+    observed: ObservedState,
+  ): Promise<ObjectOutcome[]> {
+    const quiet = planned.actions.length === 0 && planned.rejected.size === 0;
+    const inputs = quiet ? JSON.stringify([objects, observed]) : undefined;
+    const last = this.lastStatusRound;
+    if (last && inputs !== undefined && last.snapshot === snapshot && last.inputs === inputs) {
+      return last.outcomes;
+    }
+    this.lastStatusRound = undefined;
+
+    const statuses = buildFileStatuses(
+      snapshot.files,
+      objects,
+      this.config.nodeName,
+      execution,
+      observed,
+      planned.rejected,
+    );
+    const outcomes: ObjectOutcome[] = [];
+    for (const { outcomes: fileOutcomes } of statuses.values()) outcomes.push(...fileOutcomes);
+    // While the manifest dir is gone (a swap in progress) its files look deleted to the status
+    // writer, which would drop their sidecars: leave status alone until the dir is back.
+    if (snapshot.dirMissing) return outcomes;
+
+    let written = true;
+    for (const [file, { statuses: fileStatuses }] of statuses) {
+      written = (await this.writeStatus(file, fileStatuses)) && written;
+    }
+    await this.removeGoneSidecars(new Set(statuses.keys()));
+    if (written && inputs !== undefined) this.lastStatusRound = { snapshot, inputs, outcomes };
+    return outcomes;
   }
 
   /** The same reconciler with a reloaded config; what it learnt about failed loads is kept. */
@@ -252,29 +281,38 @@ export class Reconciler {
   }
 
   /**
-   * Makes the next reconcile compare every sidecar with the disk again (the resync does, to
-   * repair a sidecar changed by hand); in between, a status equal to the last one written is
-   * not rendered again.
+   * Makes the next reconcile read everything again: every dir of the pin tree, and every
+   * sidecar compared with the disk (the resync does, to repair what was changed by hand). In
+   * between, a pin dir whose times did not move is not listed again, and a status equal to
+   * the last one written is not rendered again.
    */
-  forgetWrittenStatus(): void {
+  forgetShortcuts(): void {
     this.writtenStatus.clear();
+    this.lastStatusRound = undefined;
+    forgetPinTreeReads();
   }
 
-  private async writeStatus(file: string, statuses: Parameters<StatusWriter['write']>[1]) {
+  /** False when the sidecar could not be written (the next run tries again). */
+  private async writeStatus(
+    file: string,
+    statuses: Parameters<StatusWriter['write']>[1],
+  ): Promise<boolean> {
     this.knownFiles.add(file);
     const rendered = JSON.stringify(statuses);
-    if (this.writtenStatus.get(file) === rendered) return;
+    if (this.writtenStatus.get(file) === rendered) return true;
     try {
       if (await this.statusWriter.write(file, statuses)) {
         this.logger.debug({ file }, 'status written');
       }
       this.writtenStatus.set(file, rendered);
+      return true;
     } catch (err) {
       // A full disk or a read-only dir must not stop the kernel side; the next run retries.
       this.logger.error(
         { file, err: err instanceof Error ? err.message : String(err) },
         'cannot write status',
       );
+      return false;
     }
   }
 

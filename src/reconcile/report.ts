@@ -13,7 +13,7 @@ import {
 import type { FileView } from '../watcher/index.js';
 import type { DesiredObject } from './desired.js';
 import type { ExecutionReport } from './executor.js';
-import type { ObservedState } from './types.js';
+import type { ObservedProgram, ObservedState } from './types.js';
 
 export type ObjectState = 'loaded' | 'notLoaded' | 'notSelected' | 'invalid';
 
@@ -96,12 +96,29 @@ function loadedMessage(
   };
 }
 
+/** The observed programs that have a kernel program, by pin dir and by program id. */
+interface LoadedPrograms {
+  byPinDir: Map<string, ObservedProgram>;
+  byId: Map<number, ObservedProgram>;
+}
+
+function indexLoaded(observed: ObservedState): LoadedPrograms {
+  const loaded: LoadedPrograms = { byPinDir: new Map(), byId: new Map() };
+  for (const program of observed.programs) {
+    if (program.programId === undefined) continue;
+    if (!loaded.byPinDir.has(program.pinDir)) loaded.byPinDir.set(program.pinDir, program);
+    if (!loaded.byId.has(program.programId)) loaded.byId.set(program.programId, program);
+  }
+  return loaded;
+}
+
 /** The status of one effective object after the kernel work. */
 function objectStatus(
   object: DesiredObject,
   nodeName: string,
   execution: ExecutionReport,
   observed: ObservedState,
+  loaded: LoadedPrograms,
   rejected: Map<string, string>,
 ): Built {
   const { ref } = object;
@@ -152,11 +169,7 @@ function objectStatus(
     const bytecodeProblem =
       reason === 'bytecode' || (object.blocker.reason === 'loadFailed' && object.blocker.bytecode);
     const kind = bytecodeProblem ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
-    const waiting = object.program
-      ? observed.programs.find(
-          (p) => p.pinDir === object.program!.pinDir && p.programId !== undefined,
-        )
-      : undefined;
+    const waiting = object.program ? loaded.byPinDir.get(object.program.pinDir) : undefined;
     const fullMessage =
       waiting && reason === 'waitingForInterface'
         ? `${message} (program id ${waiting.programId} is loaded)`
@@ -181,16 +194,14 @@ function objectStatus(
   const program = object.program!;
   const error = execution.errors.get(program.key);
   const rejection = rejected.get(program.key);
-  const current = observed.programs.find(
-    (p) => p.pinDir === program.pinDir && p.programId !== undefined,
-  );
+  const current = loaded.byPinDir.get(program.pinDir);
   if (error !== undefined || rejection || !current) {
     let message =
       rejection ??
       (error !== undefined ? errorMessage(error) : 'program is not pinned after reconcile');
     const kept = execution.keptPrevious.get(program.key);
     if (kept !== undefined) message += `; the previous version (program id ${kept}) keeps running`;
-    const keptProgram = observed.programs.find((p) => kept !== undefined && p.programId === kept);
+    const keptProgram = kept === undefined ? undefined : loaded.byId.get(kept);
     const programs = keptProgram ? { [String(kept)]: keptProgram.maps } : {};
     const kind =
       error instanceof BytecodeError ? CONDITION.bytecodeSelectorError : CONDITION.notLoaded;
@@ -239,12 +250,13 @@ export function buildFileStatuses(
     list.push(object);
     objectsByFile.set(object.ref.file, list);
   }
+  const loaded = indexLoaded(observed);
   const byFile = new Map<string, { statuses: ObjectStatus[]; outcomes: ObjectOutcome[] }>();
   for (const view of views) {
     const built: Built[] = [];
     const effectiveIndexes = new Set<number>();
     for (const object of objectsByFile.get(view.file) ?? []) {
-      built.push(objectStatus(object, nodeName, execution, observed, rejected));
+      built.push(objectStatus(object, nodeName, execution, observed, loaded, rejected));
       effectiveIndexes.add(object.ref.index);
     }
 

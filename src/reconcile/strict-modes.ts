@@ -14,42 +14,55 @@ import path from 'node:path';
  */
 const lastVerdicts = new Map<string, string | undefined>();
 
-function problemWith(target: string): string | undefined {
-  const stat = fs.statSync(target);
-  if (stat.uid !== 0) return `${target} belongs to uid ${stat.uid}, not root`;
-  if ((stat.mode & 0o022) !== 0) {
-    const mode = (stat.mode & 0o7777).toString(8).padStart(4, '0');
-    return `${target} is writable by group or others (mode ${mode}); fix it with chmod go-w ${target}`;
-  }
-  return undefined;
-}
+/**
+ * One pass over the manifests (one reconcile): every file is examined, and each directory once
+ * however many manifests it holds, so a thousand manifests in one dir cost a thousand and one
+ * `stat` calls. A new pass examines everything again: modes can change between reconciles.
+ */
+export class StrictModesPass {
+  readonly #manifestDir: string;
+  readonly #dirProblems = new Map<string, string | undefined>();
 
-/** Why `file` must not be trusted, or undefined when it may be. */
-export function unsafeManifestReason(file: string, manifestDir: string): string | undefined {
-  const chain = [file];
-  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
-    chain.push(dir);
-    if (dir === manifestDir || dir === path.dirname(dir)) break;
+  constructor(manifestDir: string) {
+    this.#manifestDir = manifestDir;
   }
-  let verdict: string | undefined;
-  try {
-    verdict = chainProblem(chain);
-  } catch (err) {
-    if (isGone(err) && lastVerdicts.has(file)) return lastVerdicts.get(file);
-    return `cannot check the permissions of ${file}: ${(err as Error).message}`;
-  }
-  lastVerdicts.set(file, verdict);
-  return verdict;
-}
 
-function chainProblem(chain: string[]): string | undefined {
-  for (const target of chain) {
-    const problem = problemWith(target);
-    if (problem) {
-      return `${problem}; manifests that non-root users can change are refused (strictModes)`;
+  /** Why `file` must not be trusted, or undefined when it may be. */
+  reasonFor(file: string): string | undefined {
+    let verdict: string | undefined;
+    try {
+      verdict = this.#problemWith(file) ?? this.#dirChainProblem(path.dirname(file));
+    } catch (err) {
+      if (isGone(err) && lastVerdicts.has(file)) return lastVerdicts.get(file);
+      return `cannot check the permissions of ${file}: ${(err as Error).message}`;
     }
+    lastVerdicts.set(file, verdict);
+    return verdict;
   }
-  return undefined;
+
+  // From `dir` up to the manifest dir (or the filesystem root if the file lies outside it).
+  #dirChainProblem(dir: string): string | undefined {
+    if (this.#dirProblems.has(dir)) return this.#dirProblems.get(dir);
+    const parent = path.dirname(dir);
+    const atTop = dir === this.#manifestDir || parent === dir;
+    const problem = this.#problemWith(dir) ?? (atTop ? undefined : this.#dirChainProblem(parent));
+    this.#dirProblems.set(dir, problem);
+    return problem;
+  }
+
+  #problemWith(target: string): string | undefined {
+    const stat = fs.statSync(target);
+    const refused = 'manifests that non-root users can change are refused (strictModes)';
+    if (stat.uid !== 0) return `${target} belongs to uid ${stat.uid}, not root; ${refused}`;
+    if ((stat.mode & 0o022) !== 0) {
+      const mode = (stat.mode & 0o7777).toString(8).padStart(4, '0');
+      return (
+        `${target} is writable by group or others (mode ${mode}); ` +
+        `fix it with chmod go-w ${target}; ${refused}`
+      );
+    }
+    return undefined;
+  }
 }
 
 function isGone(err: unknown): boolean {
