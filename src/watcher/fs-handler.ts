@@ -18,6 +18,7 @@ import { ManifestError } from '../errors.js';
 export const MAX_TREE_DEPTH = 16;
 
 const UNREADABLE_CODE = 'BPFD_E_MANIFEST_UNREADABLE';
+const STATUS_SIDECAR = /\.status\.ya?ml$/;
 
 /** Errors a manifest tree produces in normal life, with what the operator can do about each. */
 const EXPECTED_FS_ERRORS: ReadonlyMap<string, string> = new Map([
@@ -46,13 +47,22 @@ export interface ManifestListing {
   /** Sorted by path. */
   files: ListedFile[];
   unreadableDirs: UnreadableDir[];
+  /** The real path of every folder read, the dir itself first: what the watch must cover. */
+  realDirs: string[];
 }
 
 export type RootStatus = { present: true } | { present: false; reason: string };
 
+/**
+ * What a file event was: `write` when a manifest file's content or attributes changed in place
+ * (its writer may not be done yet), `entry` for anything else (an entry created, removed or
+ * renamed: a file renamed into place is complete).
+ */
+export type Activity = 'write' | 'entry';
+
 export interface TreeWatchHandlers {
   /** Something below the dir, or the dir's own entry in its parent, changed. */
-  onActivity(): void;
+  onActivity(activity: Activity): void;
   /** An fs error that `absorbFsError` does not expect. */
   onError(error: Error): void;
 }
@@ -99,7 +109,7 @@ export async function readManifestFile(
  * skipped at every level, so nothing under `.git/` is ever read.
  */
 export async function listManifestFiles(root: string): Promise<ManifestListing> {
-  const listing: ManifestListing = { files: [], unreadableDirs: [] };
+  const listing: ManifestListing = { files: [], unreadableDirs: [], realDirs: [] };
 
   const rootRealPath = await realpath(root).catch((error: unknown) => {
     listing.unreadableDirs.push({ dir: root, reason: describeUnreadable(error, root) });
@@ -206,7 +216,7 @@ export class ManifestTreeWatch {
   #watchParent(parent: string): DirectoryWatcher | undefined {
     const entryName = path.basename(this.#root);
     const onEntryEvent = (_event: string, name: string | null) => {
-      if (name === null || name === entryName) this.#handlers.onActivity();
+      if (name === null || name === entryName) this.#handlers.onActivity('entry');
     };
 
     try {
@@ -214,7 +224,7 @@ export class ManifestTreeWatch {
       // The parent went away or became unwatchable: the next sync re-opens it when it can.
       watcher.on('error', () => {
         this.#closeAnchor();
-        this.#handlers.onActivity();
+        this.#handlers.onActivity('entry');
       });
       return watcher;
     } catch (error) {
@@ -244,9 +254,16 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
     ignored: ignoredBelow(root),
   });
 
-  watcher.on('all', () => handlers.onActivity());
+  watcher.on('all', () => handlers.onActivity('entry'));
+  // chokidar's own events leave out what it cannot tell apart, such as a symlinked folder
+  // re-pointed by rename (`ln -sfn`), and drop repeats; the raw inotify events it receives show
+  // both, and which manifest files are being written in place.
+  watcher.on('raw', (event: string, name: string | null) => {
+    const activity = rawActivity(event, name);
+    if (activity) handlers.onActivity(activity);
+  });
   watcher.on('error', (error) => {
-    if (absorbFsError(error, root)) handlers.onActivity();
+    if (absorbFsError(error, root)) handlers.onActivity('entry');
     else handlers.onError(asError(error));
   });
 
@@ -254,6 +271,15 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
   watcher.add(root);
   await ready;
   return watcher;
+}
+
+/** A raw event on an entry of a watched folder, or on a watched file; undefined to ignore. */
+export function rawActivity(event: string, name: string | null): Activity | undefined {
+  if (name === null) return 'entry';
+  const base = path.basename(name);
+  // Hidden names are editors' and the status writer's temp files; sidecars are the daemon's own.
+  if (base.startsWith('.') || STATUS_SIDECAR.test(base)) return undefined;
+  return event === 'change' && isManifestFileName(base) ? 'write' : 'entry';
 }
 
 /**
@@ -299,6 +325,7 @@ async function walkDirectory(
     return;
   }
 
+  listing.realDirs.push(realAncestors[realAncestors.length - 1]);
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue;
     await visitEntry(root, path.join(dir, entry.name), entry, realAncestors, listing);

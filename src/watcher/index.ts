@@ -9,15 +9,19 @@
  *   a checkout, an editor's write-and-rename), the tree is listed again and every manifest file
  *   whose identity or times changed is parsed again. A file caught half-written is read again on
  *   its next write event; meanwhile last-known-good covers it.
- * - The quiet time is short (5 ms: a new manifest applies about as fast as a hand-run tool),
- *   too short to be sure a slow writer has finished. So a read right after a burst publishes
- *   additions and edits, but not removals: a view in which some object is no longer effective
- *   anywhere (a `git checkout` caught between deleting a program from one file and writing it
- *   into another) waits for the second look below, and applies only if the files still say so.
+ * - The quiet time is short (5 ms: a manifest renamed into place applies about as fast as a
+ *   hand-run tool), too short to be sure a slow writer has finished. So a view is published
+ *   at once only when it is safe to: it is held while a manifest was written in place (not
+ *   renamed into place) in the last SETTLE_MS, since its writer may not be done, and while it
+ *   takes an object away from every file (a `git checkout` caught between deleting a program
+ *   from one file and writing it into another) and any file event came in the last SETTLE_MS.
+ *   A held view is read again SETTLE_MS later and published once the files were quiet that
+ *   long (or after MAX_BURST_MS of holding). `start()` and `rescan()` never hold.
  * - Events can be lost: chokidar drops a second event for one path within 50-100 ms of the first,
- *   and re-watches a re-pointed symlink only after it noticed the change. So every read that
- *   events caused is followed, SETTLE_MS later, by one more look (a `stat` per file, a parse
- *   only of what changed); a look that finds a change is followed by another. When nothing
+ *   and does not notice a symlinked folder re-pointed by rename (`ln -sfn`). So its raw events
+ *   count too, the watch is opened again when the folders the tree resolves to change, and every
+ *   read that events caused is followed, SETTLE_MS later, by one more look (a `stat` per file, a
+ *   parse only of what changed); a look that finds a change is followed by another. When nothing
  *   changes, no timer runs.
  * - A file is parsed again unless its device, inode, size, mtime and ctime are those seen when
  *   it was last parsed, and that mtime was then already SETTLED_MS old: a file changed twice
@@ -107,13 +111,19 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   /** Per file: its stat signature when it was last parsed, if its times were settled then. */
   #parsedSignatures = new Map<string, string>();
   #changes = 0;
+  #lastEventAt = 0;
+  #lastWriteAt = 0;
+  /** Since when a view has been held back (see the header); undefined while none is. */
+  #heldSince: number | undefined;
+  /** The real folders the open watch covers, as the last read found them. */
+  #watchedDirs: string | undefined;
   readonly #kept: LastKnownGoodStore | undefined;
   #keptPruned = false;
   #snapshot: ManifestSnapshot;
   #fingerprint: string | undefined;
   #started: Promise<ManifestSnapshot> | undefined;
   #pendingScan:
-    { restart: boolean; holdRemovals: boolean; done: Promise<ManifestSnapshot> } | undefined;
+    { restart: boolean; mayHold: boolean; done: Promise<ManifestSnapshot> } | undefined;
   #lastScan: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -136,7 +146,11 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
       this.#scanInBackground(),
     );
     this.#tree = new ManifestTreeWatch(this.#dir, {
-      onActivity: () => this.#burst.trigger(),
+      onActivity: (activity) => {
+        this.#lastEventAt = Date.now();
+        if (activity === 'write') this.#lastWriteAt = this.#lastEventAt;
+        this.#burst.trigger();
+      },
       onError: (error) => this.#reportError(error),
     });
   }
@@ -170,18 +184,18 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   }
 
   // Reads never overlap; requests made while one runs share the single read queued after it.
-  #requestScan(restart: boolean, holdRemovals = false): Promise<ManifestSnapshot> {
+  #requestScan(restart: boolean, mayHold = false): Promise<ManifestSnapshot> {
     if (this.#closed) return Promise.resolve(this.#snapshot);
     if (this.#pendingScan) {
       this.#pendingScan.restart ||= restart;
-      this.#pendingScan.holdRemovals &&= holdRemovals;
+      this.#pendingScan.mayHold &&= mayHold;
       return this.#pendingScan.done;
     }
 
-    const pending = { restart, holdRemovals, done: Promise.resolve(this.#snapshot) };
+    const pending = { restart, mayHold, done: Promise.resolve(this.#snapshot) };
     pending.done = this.#lastScan.then(() => {
       this.#pendingScan = undefined;
-      return this.#scan(pending.restart, pending.holdRemovals);
+      return this.#scan(pending.restart, pending.mayHold);
     });
     this.#pendingScan = pending;
     this.#lastScan = pending.done.catch(() => undefined);
@@ -189,10 +203,9 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   }
 
   #scanInBackground(): void {
-    this.#requestScan(false).catch((error: unknown) => this.#reportError(asError(error)));
+    this.#requestScan(false, true).catch((error: unknown) => this.#reportError(asError(error)));
   }
 
-  // Right after a burst: quick, so removals wait for the second look (see the header).
   #readAfterEvents(): void {
     this.#requestScan(false, true).then(
       () => this.#settle.trigger(),
@@ -203,7 +216,7 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   // Catches what lost events hid; looks once more only when it found something.
   #lookAgain(): void {
     const changesBefore = this.#changes;
-    this.#requestScan(false).then(
+    this.#requestScan(false, true).then(
       () => {
         if (this.#changes !== changesBefore) this.#settle.trigger();
       },
@@ -211,11 +224,12 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     );
   }
 
-  async #scan(restart: boolean, holdRemovals: boolean): Promise<ManifestSnapshot> {
+  async #scan(restart: boolean, mayHold: boolean): Promise<ManifestSnapshot> {
     if (this.#closed) return this.#snapshot;
 
     const root = await this.#tree.sync({ restart });
     this.#trackDirPresence(root);
+    if (restart) this.#watchedDirs = undefined;
 
     // Views held while the dir is away are not what their files say: parse them when it is back.
     const read = root.present
@@ -223,21 +237,52 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
       : {
           snapshot: this.#holdEverything(`${root.reason}; keeping the objects last read from it`),
           signatures: new Map<string, string>(),
+          realDirs: undefined,
         };
+    if (read.realDirs !== undefined) await this.#followFolders(read.realDirs);
+
     const next = read.snapshot;
-    if (holdRemovals && removesObjects(this.#snapshot, next)) {
-      this.#logger.debug({ dir: this.#dir }, 'objects removed; confirming after the files settle');
+    if (mayHold && this.#shouldHold(next)) {
+      this.#settle.trigger();
       return this.#snapshot;
     }
-
+    this.#heldSince = undefined;
     this.#parsedSignatures = read.signatures;
     if (root.present) this.#keep(next);
     return this.#publish(next);
   }
 
-  async #readTree(
-    parseAll: boolean,
-  ): Promise<{ snapshot: ManifestSnapshot; signatures: Map<string, string> }> {
+  // See the header: a half-written file or a half-done move must not reach the kernel.
+  #shouldHold(next: ManifestSnapshot): boolean {
+    const now = Date.now();
+    const writing = now - this.#lastWriteAt < SETTLE_MS;
+    const removing = now - this.#lastEventAt < SETTLE_MS && removesObjects(this.#snapshot, next);
+    if (!writing && !removing) return false;
+    if (snapshotFingerprint(next) === this.#fingerprint) return false;
+
+    this.#heldSince ??= now;
+    if (now - this.#heldSince >= MAX_BURST_MS) return false;
+    const why = writing ? 'a manifest is being written' : 'objects removed';
+    this.#logger.debug({ dir: this.#dir, why }, 'view held until the files settle');
+    return true;
+  }
+
+  // A symlinked folder re-pointed elsewhere leaves the watch on the old target: open it again.
+  async #followFolders(realDirs: string[]): Promise<void> {
+    const watched = realDirs.join('\n');
+    const before = this.#watchedDirs;
+    this.#watchedDirs = watched;
+    if (before === undefined || before === watched) return;
+    await this.#tree.sync({ restart: true });
+    // What happened while the watch was reopened is seen by the next look.
+    this.#settle.trigger();
+  }
+
+  async #readTree(parseAll: boolean): Promise<{
+    snapshot: ManifestSnapshot;
+    signatures: Map<string, string>;
+    realDirs: string[];
+  }> {
     const listing = await listManifestFiles(this.#dir);
     const previous = new Map(this.#snapshot.files.map((view) => [view.file, view]));
     const signatures = new Map<string, string>();
@@ -249,7 +294,8 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     const held = holdFilesIn(listing.unreadableDirs, previous, listedFiles);
 
     const files = [...read, ...held].sort((left, right) => comparePaths(left.file, right.file));
-    return { snapshot: { dir: this.#dir, files, dirMissing: false }, signatures };
+    const snapshot = { dir: this.#dir, files, dirMissing: false };
+    return { snapshot, signatures, realDirs: listing.realDirs };
   }
 
   /** The file's view now; its signature goes into `signatures` when a later look may trust it. */

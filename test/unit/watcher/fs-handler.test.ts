@@ -5,6 +5,7 @@ import {
   ManifestTreeWatch,
   absorbFsError,
   listManifestFiles,
+  rawActivity,
 } from '../../../src/watcher/fs-handler.js';
 import { makeTempDir, removeTempDir, xdpProgram } from './helpers.js';
 
@@ -133,5 +134,26 @@ describe('manifest tree', () => {
       }
       expect(absorbFsError(new TypeError('bug'), '/m/x.yaml')).to.equal(undefined);
     });
+  });
+});
+
+describe('rawActivity', () => {
+  it('calls an in-place change of a manifest a write', () => {
+    expect(rawActivity('change', 'xdp.yaml')).to.equal('write');
+    expect(rawActivity('change', 'edge/tc.yml')).to.equal('write');
+  });
+
+  it('calls entries created, removed or renamed, and changes of other names, entry events', () => {
+    expect(rawActivity('rename', 'xdp.yaml')).to.equal('entry');
+    expect(rawActivity('rename', 'current')).to.equal('entry');
+    expect(rawActivity('change', 'README.md')).to.equal('entry');
+    expect(rawActivity('change', null)).to.equal('entry');
+  });
+
+  it('ignores hidden temp files and status sidecars', () => {
+    expect(rawActivity('change', '.xdp.yaml.swp')).to.equal(undefined);
+    expect(rawActivity('rename', '.xdp.status.yaml.123.tmp')).to.equal(undefined);
+    expect(rawActivity('change', 'xdp.status.yaml')).to.equal(undefined);
+    expect(rawActivity('rename', 'xdp.status.yml')).to.equal(undefined);
   });
 });

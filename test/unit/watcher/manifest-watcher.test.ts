@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ManifestSnapshot, ManifestWatcher } from '../../../src/watcher/index.js';
 import {
@@ -14,6 +14,15 @@ import {
   testParse,
   xdpProgram,
 } from './helpers.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Writes `file` as deployment tools do: a hidden temp file renamed into place. */
+async function put(file: string, text: string): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  await writeFile(temp, text);
+  await rename(temp, file);
+}
 
 describe('ManifestWatcher', () => {
   let tempDir: string | undefined;
@@ -236,6 +245,36 @@ describe('ManifestWatcher', () => {
       }
     });
 
+    it('keeps a program moved by renames even when a second look falls mid-move', async () => {
+      await put(path.join(dir, 'a.yaml'), multiDocument(xdpProgram('mover'), xdpProgram('a')));
+      await put(path.join(dir, 'b.yaml'), xdpProgram('b'));
+      await put(path.join(dir, 'c.yaml'), xdpProgram('c'));
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const files = ['a', 'b'];
+      for (let round = 0; round < 3; round++) {
+        const [from, to] = round % 2 === 0 ? files : [...files].reverse();
+        const moved = recorder.next(`mover in ${to}.yaml`, (snapshot) =>
+          snapshot.files.some(
+            (view) =>
+              view.file.endsWith(`${to}.yaml`) &&
+              view.effective.some((document) => document.object.metadata.name === 'mover'),
+          ),
+        );
+        // An unrelated change first: its second look is due just as the move begins.
+        await put(path.join(dir, 'c.yaml'), xdpProgram('c', 10 + round));
+        await sleep(250);
+        await put(path.join(dir, `${from}.yaml`), xdpProgram(from));
+        await sleep(60);
+        await put(path.join(dir, `${to}.yaml`), multiDocument(xdpProgram(to), xdpProgram('mover')));
+        await moved;
+      }
+
+      for (const snapshot of recorder.changes) {
+        expect(effectiveNames(snapshot)).to.include('XdpProgram/mover');
+      }
+    });
+
     it('applies a removal once the second look still finds it', async () => {
       await writeFile(path.join(dir, 'gone.yaml'), xdpProgram('gone'));
       await writeFile(path.join(dir, 'stays.yaml'), xdpProgram('stays'));
@@ -245,6 +284,64 @@ describe('ManifestWatcher', () => {
       await unlink(path.join(dir, 'gone.yaml'));
       expect(effectiveNames(await removed)).to.deep.equal(['XdpProgram/stays']);
       expect(recorder.changes).to.have.length(1);
+    });
+  });
+
+  describe('writers', () => {
+    it('does not apply a file written in place until its writer is done', async () => {
+      const file = path.join(dir, 'slow.yaml');
+      await writeFile(file, xdpProgram('slow', 10));
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const text = xdpProgram('slow', 95);
+      const cut = text.indexOf('priority: 9') + 'priority: 9'.length;
+      const done = recorder.next('priority 95', (s) => effectivePriorities(s).slow === 95);
+      const handle = await open(file, 'w');
+      await handle.write(text.slice(0, cut));
+      await sleep(40);
+      await handle.write(text.slice(cut));
+      await handle.close();
+      await done;
+
+      const seen = recorder.changes.map((snapshot) => effectivePriorities(snapshot).slow);
+      expect(seen).to.deep.equal([95]);
+    });
+
+    it('applies a manifest renamed into place without waiting for a second look', async () => {
+      const { recorder } = await startWatching({ debounceMs: 5 });
+      const added = recorder.next('quick', (snapshot) => snapshot.files.length === 1);
+      const started = Date.now();
+      await put(path.join(dir, 'quick.yaml'), xdpProgram('quick'));
+      await added;
+      // The second look comes 250 ms after the read; this one came before it.
+      expect(Date.now() - started).to.be.below(200);
+    });
+
+    it('follows a symlinked folder re-pointed by rename, and edits in its new target', async () => {
+      const releases = path.join(tempDir!, 'releases');
+      for (const release of ['one', 'two']) {
+        await mkdir(path.join(releases, release), { recursive: true });
+        await put(path.join(releases, release, 'r.yaml'), xdpProgram(`from-${release}`));
+      }
+      await symlink(path.join(releases, 'one'), path.join(dir, 'current'));
+      const { recorder, initial } = await startWatching({ debounceMs: 5 });
+      expect(effectiveNames(initial)).to.deep.equal(['XdpProgram/from-one']);
+
+      const swapped = recorder.next('release two', (snapshot) =>
+        effectiveNames(snapshot).includes('XdpProgram/from-two'),
+      );
+      await symlink(path.join(releases, 'two'), path.join(dir, '.current.new'));
+      await rename(path.join(dir, '.current.new'), path.join(dir, 'current'));
+      expect(effectiveNames(await swapped)).to.deep.equal(['XdpProgram/from-two']);
+      // Past every second look: only the watch itself can report this edit.
+      await sleep(800);
+
+      const edited = recorder.next(
+        'edit in release two',
+        (s) => effectivePriorities(s)['from-two'] === 42,
+      );
+      await put(path.join(releases, 'two', 'r.yaml'), xdpProgram('from-two', 42));
+      await edited;
     });
   });
 
@@ -443,6 +540,8 @@ describe('ManifestWatcher', () => {
       await symlink(releaseTwo, `${dir}.new`);
       await rename(`${dir}.new`, dir);
       expect(effectiveNames(await swapped)).to.deep.equal(['XdpProgram/from-two']);
+      // Past every second look: only the watch itself can report this edit.
+      await sleep(800);
 
       const edited = recorder.next(
         'edit in release 2',
