@@ -84,6 +84,23 @@ export function lastKnownGoodDir(config: Config): string {
 }
 
 export async function run(options: RunOptions): Promise<number> {
+  // A daemon takes over its signals at once: until it is up they are only remembered, as the
+  // default action would end it mid-way (a reload or stop sent right after `systemctl start`).
+  let stopSignal: string | undefined;
+  let resolveStop: (signal: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((resolve) => (resolveStop = resolve));
+  let reload: (() => Promise<void>) | undefined;
+  let reloadWanted = false;
+  if (!options.once) {
+    const requestStop = (signal: string) => {
+      stopSignal ??= signal;
+      resolveStop(signal);
+    };
+    process.once('SIGTERM', () => requestStop('SIGTERM'));
+    process.once('SIGINT', () => requestStop('SIGINT'));
+    process.on('SIGHUP', () => (reload ? void reload() : (reloadWanted = true)));
+  }
+
   let config = await loadConfig({ file: options.configFile, overrides: options.overrides });
   const logger = createLogger(config.logLevel, options.logFormat);
   setLibbpfLogger(logger);
@@ -115,13 +132,6 @@ export async function run(options: RunOptions): Promise<number> {
       lock.release();
     }
   }
-
-  // From here on a stop request waits for the reconcile in progress, also during startup
-  // (the first converge of many objects takes seconds), instead of ending the process mid-way.
-  const stopRequested = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
 
   const server = await startMetricsServer(config.metrics.listen, metrics, logger, () =>
     isBpffs(config.bpffsRoot) ? undefined : `bpffs root ${config.bpffsRoot} is not on bpffs`,
@@ -172,7 +182,8 @@ export async function run(options: RunOptions): Promise<number> {
     },
   );
 
-  process.on('SIGHUP', async () => {
+  // SIGHUP: the config file again, then every manifest and pin dir read again, and a reconcile.
+  reload = async () => {
     notifySystemd('RELOADING=1');
     try {
       const loaded = await loadConfig({ file: options.configFile, overrides: options.overrides });
@@ -186,17 +197,19 @@ export async function run(options: RunOptions): Promise<number> {
         'configuration not reloaded; keeping the old one',
       );
     }
+    reconciler.forgetShortcuts();
+    await watcher.rescan();
     loop.trigger('SIGHUP');
     await loop.idle();
     logger.info({}, 'reload reconciled');
     notifySystemd('READY=1');
-  });
+  };
+  if (reloadWanted) void reload();
 
-  loop.trigger('start');
+  if (!stopSignal) loop.trigger('start');
   let watchdog: NodeJS.Timeout | undefined;
-  let stopping = false;
   const startedUp = loop.idle().then(() => {
-    if (stopping) return;
+    if (stopSignal) return;
     metrics.markReady();
     notifySystemd(`READY=1\nSTATUS=watching ${config.manifestDir}`);
     const watchdogMs = watchdogIntervalMs();
@@ -208,7 +221,6 @@ export async function run(options: RunOptions): Promise<number> {
   });
 
   const signal = await stopRequested;
-  stopping = true;
   logger.info({ signal }, 'stopping; programs stay attached and pinned');
   notifySystemd('STOPPING=1');
   loop.stop();

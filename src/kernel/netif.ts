@@ -88,9 +88,13 @@ export function watchLinks(onChange: () => void, onError: (err: Error) => void):
     // the monitor below reports the failure
   }
   // `ip monitor` runs under a shell that stops it when our end of its stdin closes, so the
-  // monitor ends with the daemon even when the daemon is killed.
+  // monitor ends with the daemon even when the daemon is killed. Both run in a session of their
+  // own: a Ctrl-C at the daemon's terminal must reach the daemon only, which then closes that
+  // stdin; sent to the shell, it would end the shell and leave the monitor behind (a
+  // background job of a script ignores SIGINT).
   const monitor = spawn('sh', ['-c', 'ip -o monitor link & trap "kill $!" EXIT; read -r _'], {
     stdio: ['pipe', 'pipe', 'ignore'],
+    detached: true,
   });
   let closed = false;
   let pending = '';

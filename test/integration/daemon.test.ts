@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -5,8 +6,10 @@ import { expect } from 'chai';
 
 import {
   bpfd,
+  BPFD,
   Daemon,
   eventually,
+  objectsLeftSince,
   OBJECTS,
   programIds,
   readCounters,
@@ -21,6 +24,7 @@ import {
   xdpProgram,
 } from '../helpers/env.js';
 import { DaemonLog } from '../helpers/daemon-log.js';
+import { kernelObjectIds } from '../../src/kernel/index.js';
 
 const XDP_PASS = 2;
 const XDP_DROP = 1;
@@ -111,7 +115,7 @@ describe('bpfd run (daemon, real kernel)', function () {
     });
 
     it('detaches and unpins everything when the manifest is removed', async () => {
-      const before = programIds();
+      const before = kernelObjectIds();
       start();
       workspace.writeManifest('xdp.yaml', [counter('removed', veth.ifA)]);
       await loaded('xdp.yaml', 'removed');
@@ -120,10 +124,7 @@ describe('bpfd run (daemon, real kernel)', function () {
       workspace.removeManifest('xdp.yaml');
       await eventually('program freed', () => !programIds().has(id));
       await eventually('pins gone', () => workspace.pins().length === 0);
-      await eventually(
-        'program count back',
-        () => [...programIds()].filter((p) => !before.has(p)).length === 0,
-      );
+      expect(await objectsLeftSince(before)).to.deep.equal({ programs: [], maps: [], links: [] });
       expect(fs.existsSync(path.join(workspace.manifests, 'xdp.status.yaml'))).to.equal(false);
     });
 
@@ -160,6 +161,68 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(again.code, again.stdout + again.stderr).to.equal(0);
       for (let n = 0; n < 24; n++) {
         expect(workspace.condition('xdp.yaml', `early${n}`)?.type).to.equal('Loaded');
+      }
+    });
+
+    it('survives SIGHUP sent while it starts, and reloads', async () => {
+      workspace.writeManifest('xdp.yaml', [counter('reloaded', veth.ifA)]);
+      start();
+      // From the moment the process catches SIGHUP (before that, no code of ours runs).
+      const catchesHangup = () => {
+        const status = fs.readFileSync(`/proc/${daemon!.child.pid}/status`, 'utf8');
+        const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0';
+        return (BigInt(`0x${caught}`) & 1n) === 1n;
+      };
+      const log = new DaemonLog(daemon!.child);
+      while (!catchesHangup()) await new Promise((resolve) => setTimeout(resolve, 2));
+      // Caught before the daemon has set anything up, not only once it serves.
+      expect(log.entries().map((entry) => entry.msg)).to.deep.equal([]);
+      for (const delayMs of [0, 30, 100, 200, 400]) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        daemon!.child.kill('SIGHUP');
+      }
+      await loaded('xdp.yaml', 'reloaded');
+      expect(daemon!.child.exitCode).to.equal(null);
+      const stopped = await daemon!.stop();
+      expect(stopped.code, stopped.stdout + stopped.stderr).to.equal(0);
+      expect(stopped.stdout).to.include('reload reconciled');
+    });
+
+    it('leaves no process behind: Ctrl-C at its terminal, or kill -9', async () => {
+      for (const ending of ['Ctrl-C', 'SIGKILL'] as const) {
+        // Its own process group, as a shell gives a command in the foreground.
+        const child = spawn(
+          'nsenter',
+          [
+            `--net=/run/netns/${veth.nsA}`,
+            process.execPath,
+            BPFD,
+            'run',
+            ...workspace.flags(),
+            '--log-format',
+            'json',
+          ],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            detached: true,
+          },
+        );
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        try {
+          const log = new DaemonLog(child);
+          await log.waitFor('daemon ready', 0);
+          const helpers = descendantsOf(child.pid!);
+          expect(helpers.length, 'the interface monitor runs').to.be.greaterThan(0);
+
+          if (ending === 'Ctrl-C') process.kill(-child.pid!, 'SIGINT');
+          else child.kill('SIGKILL');
+          await exited;
+          await eventually(`no helper left after ${ending}`, () =>
+            helpers.every((pid) => !fs.existsSync(`/proc/${pid}`)),
+          );
+        } finally {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        }
       }
     });
 
@@ -583,3 +646,15 @@ describe('bpfd run (daemon, real kernel)', function () {
     });
   });
 });
+
+/** Every process below `pid`, children first. */
+function descendantsOf(pid: number): number[] {
+  const children = fs
+    .readdirSync(`/proc/${pid}/task`)
+    .flatMap((task) =>
+      fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/),
+    )
+    .filter((entry) => entry !== '')
+    .map(Number);
+  return children.flatMap((child) => [child, ...descendantsOf(child)]);
+}
