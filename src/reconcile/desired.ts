@@ -59,31 +59,33 @@ const PROGRAM_TYPE: Record<KindShort, number> = {
   tracepoint: BPF_PROG_TYPE_TRACEPOINT,
 };
 
-interface DigestCacheEntry {
-  size: number;
-  mtimeMs: number;
-  ino: number;
-  digest: string;
+/** Hashing bytecode files is the costly part of a no-change reconcile: hash on change only. */
+const digests = new Map<string, { signature: string; digest: string }>();
+
+/** Makes the next reconcile hash every bytecode file again (the resync does). */
+export function forgetBytecodeDigests(): void {
+  digests.clear();
 }
 
-/** Hashing bytecode files is the costly part of a no-change reconcile: hash on change only. */
-const digestCache = new Map<string, DigestCacheEntry>();
-
+/**
+ * The SHA-256 of an object file, hashed again whenever its inode, size, mtime or ctime moved
+ * (a rewrite in place that restores the mtime still moves the ctime), and also while those
+ * times are under 100 ms old: a second write within one tick of the kernel's coarse clock
+ * would leave them as they are.
+ */
 function bytecodeDigest(objectPath: string): string {
+  const readAt = Date.now();
   const stat = fs.statSync(objectPath);
   if (!stat.isFile()) throw new Error(`${objectPath} is not a regular file`);
-  const cached = digestCache.get(objectPath);
-  if (
-    cached &&
-    cached.size === stat.size &&
-    cached.mtimeMs === stat.mtimeMs &&
-    cached.ino === stat.ino
-  ) {
-    return cached.digest;
-  }
+  const signature = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+  const cached = digests.get(objectPath);
+  if (cached?.signature === signature) return cached.digest;
+
   const digest =
     'sha256:' + crypto.createHash('sha256').update(fs.readFileSync(objectPath)).digest('hex');
-  digestCache.set(objectPath, { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino, digest });
+  const settled = Math.max(stat.mtimeMs, stat.ctimeMs) < readAt - 100;
+  if (settled) digests.set(objectPath, { signature, digest });
+  else digests.delete(objectPath);
   return digest;
 }
 

@@ -12,6 +12,7 @@ import type { ManifestSnapshot } from '../watcher/index.js';
 import { ImageStore } from '../bytecode/index.js';
 import {
   buildDesired,
+  forgetBytecodeDigests,
   type DesiredContext,
   type DesiredObject,
   type ImageResolver,
@@ -281,15 +282,17 @@ export class Reconciler {
   }
 
   /**
-   * Makes the next reconcile read everything again: every dir of the pin tree, and every
-   * sidecar compared with the disk (the resync does, to repair what was changed by hand). In
-   * between, a pin dir whose times did not move is not listed again, and a status equal to
-   * the last one written is not rendered again.
+   * Makes the next reconcile read everything again: every dir of the pin tree, every bytecode
+   * file (hashed anew), and every sidecar compared with the disk (the resync and SIGHUP do, to
+   * repair what was changed by hand). In between, a pin dir or bytecode file whose times did
+   * not move is not read again, and a status equal to the last one written is not rendered
+   * again.
    */
   forgetShortcuts(): void {
     this.writtenStatus.clear();
     this.lastStatusRound = undefined;
     forgetPinTreeReads();
+    forgetBytecodeDigests();
   }
 
   /** False when the sidecar could not be written (the next run tries again). */
