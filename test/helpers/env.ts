@@ -352,6 +352,35 @@ export function programIds(): Set<number> {
   return new Set(kernelObjectIds().programs);
 }
 
+type KernelObjectIds = ReturnType<typeof kernelObjectIds>;
+
+/**
+ * The kernel objects created since `baseline` that are still alive after waiting for them to go.
+ * Only the objects new at the time of the call count: other processes on the machine may load
+ * and free BPF objects all along, and theirs come and go, while a leak of ours stays.
+ */
+export async function objectsLeftSince(baseline: KernelObjectIds): Promise<KernelObjectIds> {
+  const newSince = (ids: KernelObjectIds, than: KernelObjectIds) => ({
+    programs: ids.programs.filter((id) => !than.programs.includes(id)),
+    maps: ids.maps.filter((id) => !than.maps.includes(id)),
+    links: ids.links.filter((id) => !than.links.includes(id)),
+  });
+  const suspects = newSince(kernelObjectIds(), baseline);
+  const stillAlive = () => {
+    const now = kernelObjectIds();
+    return {
+      programs: suspects.programs.filter((id) => now.programs.includes(id)),
+      maps: suspects.maps.filter((id) => now.maps.includes(id)),
+      links: suspects.links.filter((id) => now.links.includes(id)),
+    };
+  };
+  const count = (ids: KernelObjectIds) => ids.programs.length + ids.maps.length + ids.links.length;
+  return eventually('new kernel objects freed', () => {
+    const alive = stillAlive();
+    return count(alive) === 0 ? alive : undefined;
+  }).catch(() => stillAlive());
+}
+
 /** base64 of a little-endian 32-bit integer, as `globaldata` wants it. */
 export function u32(value: number): string {
   const buffer = Buffer.alloc(4);

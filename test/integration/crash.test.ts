@@ -7,7 +7,7 @@ import { FAULT_POINTS, type FaultPoint } from '../../src/fault.js';
 import { kernelObjectIds } from '../../src/kernel/index.js';
 import { observe } from '../../src/reconcile/index.js';
 import {
-  eventually,
+  objectsLeftSince,
   OBJECTS,
   tracepointProgram,
   VethPair,
@@ -40,15 +40,6 @@ function manifests(iface: string, firstPriority: number) {
       bytecode: { path: path.join(OBJECTS, 'tracepoint_counter.o') },
     }),
   ];
-}
-
-function newObjects(baseline: ReturnType<typeof kernelObjectIds>) {
-  const now = kernelObjectIds();
-  return {
-    programs: now.programs.filter((id) => !baseline.programs.includes(id)),
-    maps: now.maps.filter((id) => !baseline.maps.includes(id)),
-    links: now.links.filter((id) => !baseline.links.includes(id)),
-  };
 }
 
 describe('crash safety (kill -9 between kernel actions)', function () {
@@ -110,11 +101,7 @@ describe('crash safety (kill -9 between kernel actions)', function () {
       }
 
       expect(workspace.pins()).to.deep.equal([]);
-      const leaked = await eventually('kernel objects back to baseline', () => {
-        const extra = newObjects(baseline);
-        return extra.programs.length + extra.maps.length + extra.links.length === 0 || undefined;
-      }).catch(() => newObjects(baseline));
-      expect(leaked, JSON.stringify(leaked)).to.equal(true);
+      expect(await objectsLeftSince(baseline)).to.deep.equal({ programs: [], maps: [], links: [] });
       expect(fs.existsSync(path.join(workspace.manifests, 'all.status.yaml'))).to.equal(false);
     });
   }
