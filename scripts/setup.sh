@@ -17,7 +17,7 @@ readonly repo_root
 readonly MIN_NODE_MAJOR=20
 readonly PACKAGES=(
   clang llvm libbpf1 libbpf-dev bpftool iproute2 iputils-ping xdp-tools linux-libc-dev
-  docker-registry openssl
+  docker-registry openssl curl
 )
 
 say() { printf 'setup: %s\n' "$*"; }
