@@ -4,7 +4,7 @@
  * which fs errors are normal in a manifest tree. Nothing here keeps manifest state.
  */
 import type { Dirent, FSWatcher as DirectoryWatcher, Stats } from 'node:fs';
-import { realpathSync, watch as watchDirectory } from 'node:fs';
+import { lstatSync, realpathSync, watch as watchDirectory } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FSWatcher as ChokidarWatcher } from 'chokidar';
@@ -258,8 +258,10 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
   // chokidar's own events leave out what it cannot tell apart, such as a symlinked folder
   // re-pointed by rename (`ln -sfn`), and drop repeats; the raw inotify events it receives show
   // both, and which manifest files are being written in place.
-  watcher.on('raw', (event: string, name: string | null) => {
-    const activity = rawActivity(event, name);
+  watcher.on('raw', (event: string, name: string | null, details: unknown) => {
+    const watchedPath = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+    const watcherOf = watcherKind(name, typeof watchedPath === 'string' ? watchedPath : undefined);
+    const activity = rawActivity(event, name, watcherOf);
     if (activity) handlers.onActivity(activity);
   });
   watcher.on('error', (error) => {
@@ -273,13 +275,39 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
   return watcher;
 }
 
-/** A raw event on an entry of a watched folder, or on a watched file; undefined to ignore. */
-export function rawActivity(event: string, name: string | null): Activity | undefined {
+/**
+ * Which watch a raw event came from: the one on a folder (naming an entry in it), or the one on
+ * a file itself, which is a manifest or a symlink to one.
+ */
+export type RawWatcher = 'folder' | 'file' | 'linked-file';
+
+function watcherKind(name: string | null, watchedPath: string | undefined): RawWatcher {
+  if (name === null || watchedPath === undefined) return 'folder';
+  if (path.basename(watchedPath) !== path.basename(name)) return 'folder';
+  try {
+    return lstatSync(watchedPath).isSymbolicLink() ? 'linked-file' : 'file';
+  } catch {
+    return 'file';
+  }
+}
+
+/**
+ * A raw event; undefined to ignore. Content written in place shows as a `change` on the
+ * folder's watch; a `change` on a file's own watch is also the old file losing its name when
+ * another is renamed over it, so it counts as a write only for a symlinked manifest, whose
+ * target lives in a folder that may not be watched.
+ */
+export function rawActivity(
+  event: string,
+  name: string | null,
+  watcher: RawWatcher,
+): Activity | undefined {
   if (name === null) return 'entry';
   const base = path.basename(name);
   // Hidden names are editors' and the status writer's temp files; sidecars are the daemon's own.
   if (base.startsWith('.') || STATUS_SIDECAR.test(base)) return undefined;
-  return event === 'change' && isManifestFileName(base) ? 'write' : 'entry';
+  if (event !== 'change' || !isManifestFileName(base) || watcher === 'file') return 'entry';
+  return 'write';
 }
 
 /**

@@ -138,22 +138,28 @@ describe('manifest tree', () => {
 });
 
 describe('rawActivity', () => {
-  it('calls an in-place change of a manifest a write', () => {
-    expect(rawActivity('change', 'xdp.yaml')).to.equal('write');
-    expect(rawActivity('change', 'edge/tc.yml')).to.equal('write');
+  it('calls an in-place change of a manifest, seen by its folder, a write', () => {
+    expect(rawActivity('change', 'xdp.yaml', 'folder')).to.equal('write');
+    expect(rawActivity('change', 'tc.yml', 'folder')).to.equal('write');
+  });
+
+  it('calls a change seen by the watch of a symlinked manifest a write, not of a plain file', () => {
+    expect(rawActivity('change', 'linked.yaml', 'linked-file')).to.equal('write');
+    // A file renamed over another changes the old one's link count: no write in progress.
+    expect(rawActivity('change', 'xdp.yaml', 'file')).to.equal('entry');
   });
 
   it('calls entries created, removed or renamed, and changes of other names, entry events', () => {
-    expect(rawActivity('rename', 'xdp.yaml')).to.equal('entry');
-    expect(rawActivity('rename', 'current')).to.equal('entry');
-    expect(rawActivity('change', 'README.md')).to.equal('entry');
-    expect(rawActivity('change', null)).to.equal('entry');
+    expect(rawActivity('rename', 'xdp.yaml', 'folder')).to.equal('entry');
+    expect(rawActivity('rename', 'current', 'folder')).to.equal('entry');
+    expect(rawActivity('change', 'README.md', 'folder')).to.equal('entry');
+    expect(rawActivity('change', null, 'folder')).to.equal('entry');
   });
 
   it('ignores hidden temp files and status sidecars', () => {
-    expect(rawActivity('change', '.xdp.yaml.swp')).to.equal(undefined);
-    expect(rawActivity('rename', '.xdp.status.yaml.123.tmp')).to.equal(undefined);
-    expect(rawActivity('change', 'xdp.status.yaml')).to.equal(undefined);
-    expect(rawActivity('rename', 'xdp.status.yml')).to.equal(undefined);
+    expect(rawActivity('change', '.xdp.yaml.swp', 'folder')).to.equal(undefined);
+    expect(rawActivity('rename', '.xdp.status.yaml.123.tmp', 'folder')).to.equal(undefined);
+    expect(rawActivity('change', 'xdp.status.yaml', 'folder')).to.equal(undefined);
+    expect(rawActivity('rename', 'xdp.status.yml', 'folder')).to.equal(undefined);
   });
 });
