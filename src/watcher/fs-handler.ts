@@ -4,7 +4,7 @@
  * which fs errors are normal in a manifest tree. Nothing here keeps manifest state.
  */
 import type { Dirent, FSWatcher as DirectoryWatcher, Stats } from 'node:fs';
-import { lstatSync, realpathSync, watch as watchDirectory } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, watch as watchDirectory } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FSWatcher as ChokidarWatcher } from 'chokidar';
@@ -34,6 +34,8 @@ const EXPECTED_FS_ERRORS: ReadonlyMap<string, string> = new Map([
 /** One manifest file found in the tree; `unreadable` when even its type could not be read. */
 export interface ListedFile {
   file: string;
+  /** The real path of the folder it was found in (a symlinked manifest: the link's folder). */
+  folder: string;
   unreadable?: ManifestError;
 }
 
@@ -62,7 +64,8 @@ export type Activity = 'write' | 'entry';
 
 export interface TreeWatchHandlers {
   /** Something below the dir, or the dir's own entry in its parent, changed. */
-  onActivity(activity: Activity): void;
+  /** `file`, for a write: the real path of its folder joined with its name, as `ListedFile`. */
+  onActivity(activity: Activity, file?: string): void;
   /** An fs error that `absorbFsError` does not expect. */
   onError(error: Error): void;
 }
@@ -260,9 +263,18 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
   // both, and which manifest files are being written in place.
   watcher.on('raw', (event: string, name: string | null, details: unknown) => {
     const watchedPath = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-    const watcherOf = watcherKind(name, typeof watchedPath === 'string' ? watchedPath : undefined);
+    if (name === null || typeof watchedPath !== 'string') {
+      handlers.onActivity('entry');
+      return;
+    }
+    const watcherOf = watcherKind(name, watchedPath);
     const activity = rawActivity(event, name, watcherOf);
-    if (activity) handlers.onActivity(activity);
+    if (!activity) return;
+    const [folder, entry] =
+      watcherOf === 'folder'
+        ? [watchedPath, path.basename(name)]
+        : [path.dirname(watchedPath), path.basename(watchedPath)];
+    handlers.onActivity(activity, path.join(realPathOr(folder), entry));
   });
   watcher.on('error', (error) => {
     if (absorbFsError(error, root)) handlers.onActivity('entry');
@@ -281,11 +293,20 @@ async function openChokidar(root: string, handlers: TreeWatchHandlers) {
  */
 export type RawWatcher = 'folder' | 'file' | 'linked-file';
 
-function watcherKind(name: string | null, watchedPath: string | undefined): RawWatcher {
-  if (name === null || watchedPath === undefined) return 'folder';
+function realPathOr(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
+
+// A link whose target is gone counts as a plain file: nothing is being written through it.
+function watcherKind(name: string, watchedPath: string): RawWatcher {
   if (path.basename(watchedPath) !== path.basename(name)) return 'folder';
   try {
-    return lstatSync(watchedPath).isSymbolicLink() ? 'linked-file' : 'file';
+    const linked = lstatSync(watchedPath).isSymbolicLink();
+    return linked && existsSync(watchedPath) ? 'linked-file' : 'file';
   } catch {
     return 'file';
   }
@@ -373,7 +394,11 @@ async function visitEntry(
   if (target.kind === 'file' || target.kind === 'unreadable') {
     if (!isManifestFileName(relative)) return;
     const unreadable = target.kind === 'unreadable' ? target.error : undefined;
-    listing.files.push({ file: entryPath, unreadable });
+    listing.files.push({
+      file: entryPath,
+      folder: realAncestors[realAncestors.length - 1],
+      unreadable,
+    });
     return;
   }
   if (target.kind !== 'dir') return;

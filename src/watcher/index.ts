@@ -10,13 +10,14 @@
  *   whose identity or times changed is parsed again. A file caught half-written is read again on
  *   its next write event; meanwhile last-known-good covers it.
  * - The quiet time is short (5 ms: a manifest renamed into place applies about as fast as a
- *   hand-run tool), too short to be sure a slow writer has finished. So a view is published
- *   at once only when it is safe to: it is held while a manifest was written in place (not
- *   renamed into place) in the last SETTLE_MS, since its writer may not be done, and while it
- *   takes an object away from every file (a `git checkout` caught between deleting a program
- *   from one file and writing it into another) and any file event came in the last SETTLE_MS.
- *   A held view is read again SETTLE_MS later and published once the files were quiet that
- *   long (or after MAX_BURST_MS of holding). `start()` and `rescan()` never hold.
+ *   hand-run tool), too short to be sure a slow writer has finished. So a file that may still be
+ *   being written keeps its last view until it has been quiet for SETTLE_MS: one written in
+ *   place (a raw `change` on it; a file renamed into place shows none), and a recently changed
+ *   one in a folder the watch did not cover yet (its writes may have gone unseen). Other files
+ *   apply at once. A view that takes an object away from every file (a `git checkout` caught
+ *   between deleting a program from one file and writing it into another) waits until no file
+ *   event came for SETTLE_MS (or MAX_BURST_MS of holding). `start()` holds nothing: there is
+ *   nothing older to keep.
  * - Events can be lost: chokidar drops a second event for one path within 50-100 ms of the first,
  *   and does not notice a symlinked folder re-pointed by rename (`ln -sfn`). So its raw events
  *   count too, the watch is opened again when the folders the tree resolves to change, and every
@@ -112,18 +113,18 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   #parsedSignatures = new Map<string, string>();
   #changes = 0;
   #lastEventAt = 0;
-  #lastWriteAt = 0;
-  /** Since when a view has been held back (see the header); undefined while none is. */
-  #heldSince: number | undefined;
+  /** When each file was last written in place, by `ListedFile` folder and name. */
+  readonly #writtenAt = new Map<string, number>();
+  /** Since when a view that removes objects has been held back; undefined while none is. */
+  #removalHeldSince: number | undefined;
   /** The real folders the open watch covers, as the last read found them. */
-  #watchedDirs: string | undefined;
+  #watchedDirs: string[] | undefined;
   readonly #kept: LastKnownGoodStore | undefined;
   #keptPruned = false;
   #snapshot: ManifestSnapshot;
   #fingerprint: string | undefined;
   #started: Promise<ManifestSnapshot> | undefined;
-  #pendingScan:
-    { restart: boolean; mayHold: boolean; done: Promise<ManifestSnapshot> } | undefined;
+  #pendingScan: { restart: boolean; done: Promise<ManifestSnapshot> } | undefined;
   #lastScan: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -146,9 +147,9 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
       this.#scanInBackground(),
     );
     this.#tree = new ManifestTreeWatch(this.#dir, {
-      onActivity: (activity) => {
+      onActivity: (activity, file) => {
         this.#lastEventAt = Date.now();
-        if (activity === 'write') this.#lastWriteAt = this.#lastEventAt;
+        if (activity === 'write' && file) this.#writtenAt.set(file, this.#lastEventAt);
         this.#burst.trigger();
       },
       onError: (error) => this.#reportError(error),
@@ -184,18 +185,17 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   }
 
   // Reads never overlap; requests made while one runs share the single read queued after it.
-  #requestScan(restart: boolean, mayHold = false): Promise<ManifestSnapshot> {
+  #requestScan(restart: boolean): Promise<ManifestSnapshot> {
     if (this.#closed) return Promise.resolve(this.#snapshot);
     if (this.#pendingScan) {
       this.#pendingScan.restart ||= restart;
-      this.#pendingScan.mayHold &&= mayHold;
       return this.#pendingScan.done;
     }
 
-    const pending = { restart, mayHold, done: Promise.resolve(this.#snapshot) };
+    const pending = { restart, done: Promise.resolve(this.#snapshot) };
     pending.done = this.#lastScan.then(() => {
       this.#pendingScan = undefined;
-      return this.#scan(pending.restart, pending.mayHold);
+      return this.#scan(pending.restart);
     });
     this.#pendingScan = pending;
     this.#lastScan = pending.done.catch(() => undefined);
@@ -203,11 +203,11 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   }
 
   #scanInBackground(): void {
-    this.#requestScan(false, true).catch((error: unknown) => this.#reportError(asError(error)));
+    this.#requestScan(false).catch((error: unknown) => this.#reportError(asError(error)));
   }
 
   #readAfterEvents(): void {
-    this.#requestScan(false, true).then(
+    this.#requestScan(false).then(
       () => this.#settle.trigger(),
       (error: unknown) => this.#reportError(asError(error)),
     );
@@ -216,7 +216,7 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
   // Catches what lost events hid; looks once more only when it found something.
   #lookAgain(): void {
     const changesBefore = this.#changes;
-    this.#requestScan(false, true).then(
+    this.#requestScan(false).then(
       () => {
         if (this.#changes !== changesBefore) this.#settle.trigger();
       },
@@ -224,7 +224,7 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     );
   }
 
-  async #scan(restart: boolean, mayHold: boolean): Promise<ManifestSnapshot> {
+  async #scan(restart: boolean): Promise<ManifestSnapshot> {
     if (this.#closed) return this.#snapshot;
 
     const root = await this.#tree.sync({ restart });
@@ -238,41 +238,53 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
           snapshot: this.#holdEverything(`${root.reason}; keeping the objects last read from it`),
           signatures: new Map<string, string>(),
           realDirs: undefined,
+          unsettled: 0,
         };
-    if (read.realDirs !== undefined) await this.#followFolders(read.realDirs);
-
+    if (read.unsettled > 0) this.#settle.trigger();
     const next = read.snapshot;
-    if (mayHold && this.#shouldHold(next)) {
+    if (this.#holdRemoval(next)) {
       this.#settle.trigger();
       return this.#snapshot;
     }
-    this.#heldSince = undefined;
+
+    if (read.realDirs !== undefined) await this.#followFolders(read.realDirs);
     this.#parsedSignatures = read.signatures;
     if (root.present) this.#keep(next);
     return this.#publish(next);
   }
 
-  // See the header: a half-written file or a half-done move must not reach the kernel.
-  #shouldHold(next: ManifestSnapshot): boolean {
+  // See the header: a half-done move must not unload what it moves.
+  #holdRemoval(next: ManifestSnapshot): boolean {
     const now = Date.now();
-    const writing = now - this.#lastWriteAt < SETTLE_MS;
-    const removing = now - this.#lastEventAt < SETTLE_MS && removesObjects(this.#snapshot, next);
-    if (!writing && !removing) return false;
-    if (snapshotFingerprint(next) === this.#fingerprint) return false;
-
-    this.#heldSince ??= now;
-    if (now - this.#heldSince >= MAX_BURST_MS) return false;
-    const why = writing ? 'a manifest is being written' : 'objects removed';
-    this.#logger.debug({ dir: this.#dir, why }, 'view held until the files settle');
+    const quiet = now - this.#lastEventAt >= SETTLE_MS;
+    if (quiet || !removesObjects(this.#snapshot, next)) {
+      this.#removalHeldSince = undefined;
+      return false;
+    }
+    this.#removalHeldSince ??= now;
+    if (now - this.#removalHeldSince >= MAX_BURST_MS) return false;
+    this.#logger.debug({ dir: this.#dir }, 'objects removed; applied once the files settle');
     return true;
+  }
+
+  /**
+   * Whether `listed` may still be being written (see the header); its new text then waits.
+   * `changedAt` is when its content or attributes last changed.
+   */
+  #unsettled(listed: ListedFile, changedAt: number | undefined, now: number): boolean {
+    const key = path.join(listed.folder, path.basename(listed.file));
+    const writtenAt = this.#writtenAt.get(key);
+    if (writtenAt !== undefined && now - writtenAt < SETTLE_MS) return true;
+    const unwatchedFolder =
+      this.#watchedDirs !== undefined && !this.#watchedDirs.includes(listed.folder);
+    return unwatchedFolder && changedAt !== undefined && now - changedAt < SETTLE_MS;
   }
 
   // A symlinked folder re-pointed elsewhere leaves the watch on the old target: open it again.
   async #followFolders(realDirs: string[]): Promise<void> {
-    const watched = realDirs.join('\n');
     const before = this.#watchedDirs;
-    this.#watchedDirs = watched;
-    if (before === undefined || before === watched) return;
+    this.#watchedDirs = realDirs;
+    if (before === undefined || before.join('\n') === realDirs.join('\n')) return;
     await this.#tree.sync({ restart: true });
     // What happened while the watch was reopened is seen by the next look.
     this.#settle.trigger();
@@ -282,29 +294,44 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
     snapshot: ManifestSnapshot;
     signatures: Map<string, string>;
     realDirs: string[];
+    unsettled: number;
   }> {
     const listing = await listManifestFiles(this.#dir);
     const previous = new Map(this.#snapshot.files.map((view) => [view.file, view]));
     const signatures = new Map<string, string>();
+    const now = Date.now();
+    for (const [file, writtenAt] of this.#writtenAt) {
+      if (now - writtenAt >= SETTLE_MS) this.#writtenAt.delete(file);
+    }
 
-    const read = await mapConcurrently(listing.files, READ_CONCURRENCY, (listed) =>
-      this.#readFile(listed, previous.get(listed.file), parseAll, signatures),
-    );
+    let unsettled = 0;
+    const read = await mapConcurrently(listing.files, READ_CONCURRENCY, async (listed) => {
+      const view = await this.#readFile(listed, previous.get(listed.file), parseAll, signatures);
+      if (view !== 'unsettled') return [view];
+      unsettled++;
+      const kept = previous.get(listed.file);
+      return kept ? [kept] : [];
+    });
     const listedFiles = new Set(listing.files.map((listed) => listed.file));
     const held = holdFilesIn(listing.unreadableDirs, previous, listedFiles);
 
-    const files = [...read, ...held].sort((left, right) => comparePaths(left.file, right.file));
+    const files = [...read.flat(), ...held].sort((left, right) =>
+      comparePaths(left.file, right.file),
+    );
     const snapshot = { dir: this.#dir, files, dirMissing: false };
-    return { snapshot, signatures, realDirs: listing.realDirs };
+    return { snapshot, signatures, realDirs: listing.realDirs, unsettled };
   }
 
-  /** The file's view now; its signature goes into `signatures` when a later look may trust it. */
+  /**
+   * The file's view now, or 'unsettled' while it may still be being written. Its signature goes
+   * into `signatures` when a later look may trust it.
+   */
   async #readFile(
     listed: ListedFile,
     previous: FileView | undefined,
     parseAll: boolean,
     signatures: Map<string, string>,
-  ): Promise<FileView> {
+  ): Promise<FileView | 'unsettled'> {
     // Taken before the read, so a write during it leaves a signature that differs next time.
     const statedAt = Date.now();
     const stat = listed.unreadable ? undefined : await statIfPresent(listed.file);
@@ -315,10 +342,12 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
       signatures.set(listed.file, signature);
       return previous;
     }
+    const changedAt = stat && Math.max(stat.mtimeMs, stat.ctimeMs);
+    if (this.#unsettled(listed, changedAt, statedAt)) return 'unsettled';
 
     const { parsed, unexpected } = await readManifestFile(listed, this.#parse);
     if (unexpected) this.#reportError(unexpected);
-    const settled = stat && Math.max(stat.mtimeMs, stat.ctimeMs) < statedAt - SETTLED_MS;
+    const settled = changedAt !== undefined && changedAt < statedAt - SETTLED_MS;
     if (signature && settled && !parsed.fileError) signatures.set(listed.file, signature);
 
     // First read since start: the last good copy is the one kept on disk, if any.

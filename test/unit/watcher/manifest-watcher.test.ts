@@ -113,19 +113,19 @@ describe('ManifestWatcher', () => {
       expect(recorder.errors).to.deep.equal([]);
     });
 
-    it('turns a burst of 50 new files into exactly one change', async () => {
+    it('turns a burst of 50 files renamed into place into exactly one change', async () => {
       const { recorder } = await startWatching({ debounceMs: 150 });
 
       const all = recorder.next('50 files', (snapshot) => snapshot.files.length >= 50);
       for (let number = 0; number < 50; number++) {
-        await writeFile(path.join(dir, `p${number}.yaml`), xdpProgram(`prog-${number}`));
+        await put(path.join(dir, `p${number}.yaml`), xdpProgram(`prog-${number}`));
       }
       const snapshot = await all;
       expect(snapshot.files).to.have.length(50);
 
       // A later, separate change proves no straggler of the burst was still on its way.
       const sentinel = recorder.next('sentinel', (next) => next.files.length === 51);
-      await writeFile(path.join(dir, 'sentinel.yaml'), xdpProgram('sentinel'));
+      await put(path.join(dir, 'sentinel.yaml'), xdpProgram('sentinel'));
       await sentinel;
       expect(recorder.changes).to.have.length(2);
     });
@@ -305,6 +305,77 @@ describe('ManifestWatcher', () => {
 
       const seen = recorder.changes.map((snapshot) => effectivePriorities(snapshot).slow);
       expect(seen).to.deep.equal([95]);
+    });
+
+    it('never applies a file that a writer keeps rewriting half-way, nor loses its programs', async () => {
+      const both = multiDocument(xdpProgram('first', 20), xdpProgram('second', 40));
+      await put(path.join(dir, 'busy.yaml'), both);
+      await put(path.join(dir, 'gone.yaml'), xdpProgram('gone'));
+      const { recorder } = await startWatching({ debounceMs: 5 });
+
+      const removed = recorder.next(
+        'gone removed',
+        (s) => !effectiveNames(s).includes('XdpProgram/gone'),
+      );
+      const cut = both.indexOf('---');
+      const writer = (async () => {
+        for (const until = Date.now() + 1500; Date.now() < until;) {
+          const handle = await open(path.join(dir, 'busy.yaml'), 'w');
+          await handle.write(both.slice(0, cut));
+          await sleep(30);
+          await handle.write(both.slice(cut));
+          await handle.close();
+          await sleep(70);
+        }
+      })();
+      await sleep(200);
+      await unlink(path.join(dir, 'gone.yaml'));
+      await writer;
+      await removed;
+
+      for (const snapshot of recorder.changes) {
+        expect(effectiveNames(snapshot)).to.include.members([
+          'XdpProgram/first',
+          'XdpProgram/second',
+        ]);
+      }
+    });
+
+    it('waits for a file written slowly into a folder the watch did not cover yet', async () => {
+      const { recorder } = await startWatching({ debounceMs: 5 });
+      const text = xdpProgram('fresh', 15);
+      const cut = text.indexOf('priority: 1') + 'priority: 1'.length;
+      const done = recorder.next('priority 15', (s) => effectivePriorities(s).fresh === 15);
+
+      await mkdir(path.join(dir, 'new-folder'));
+      const handle = await open(path.join(dir, 'new-folder', 'fresh.yaml'), 'w');
+      await handle.write(text.slice(0, cut));
+      await sleep(100);
+      await handle.write(text.slice(cut));
+      await handle.close();
+      await done;
+
+      const seen = recorder.changes.map((snapshot) => effectivePriorities(snapshot).fresh);
+      expect(seen.filter((priority) => priority !== undefined)).to.deep.equal([15]);
+    });
+
+    it('keeps the last text of a file being written when rescan() runs mid-write', async () => {
+      const file = path.join(dir, 'mid.yaml');
+      await put(file, xdpProgram('mid', 30));
+      const { watcher: started, recorder } = await startWatching({ debounceMs: 5 });
+      const text = xdpProgram('mid', 50);
+      const cut = text.indexOf('priority: 5') + 'priority: 5'.length;
+      const done = recorder.next('priority 50', (s) => effectivePriorities(s).mid === 50);
+
+      const handle = await open(file, 'w');
+      await handle.write(text.slice(0, cut));
+      await sleep(60);
+      expect(effectivePriorities(await started.rescan()).mid).to.equal(30);
+      await sleep(60);
+      await handle.write(text.slice(cut));
+      await handle.close();
+      await done;
+      expect(recorder.changes.map((s) => effectivePriorities(s).mid)).to.deep.equal([50]);
     });
 
     it('applies a manifest renamed into place, new or over the old one, without waiting', async () => {
@@ -634,7 +705,7 @@ describe('ManifestWatcher', () => {
     it('reads a change at once, without waiting for the burst to settle', async () => {
       const { watcher: started, recorder } = await startWatching({ debounceMs: 60_000 });
 
-      await writeFile(path.join(dir, 'now.yaml'), xdpProgram('now'));
+      await put(path.join(dir, 'now.yaml'), xdpProgram('now'));
       const announced = recorder.next('now.yaml', (snapshot) => snapshot.files.length === 1);
       const snapshot = await started.rescan();
 
