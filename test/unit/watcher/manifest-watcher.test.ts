@@ -17,6 +17,22 @@ import {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Writes `text` into `file` in place, as a slow writer does: up to the end of `cutAfter`, a
+ * pause of `pauseMs`, then the rest.
+ */
+async function writeInTwoParts(file: string, text: string, cutAfter: string, pauseMs: number) {
+  const cut = text.indexOf(cutAfter) + cutAfter.length;
+  const handle = await open(file, 'w');
+  try {
+    await handle.write(text.slice(0, cut));
+    await sleep(pauseMs);
+    await handle.write(text.slice(cut));
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Writes `file` as deployment tools do: a hidden temp file renamed into place. */
 async function put(file: string, text: string): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
@@ -293,14 +309,8 @@ describe('ManifestWatcher', () => {
       await writeFile(file, xdpProgram('slow', 10));
       const { recorder } = await startWatching({ debounceMs: 5 });
 
-      const text = xdpProgram('slow', 95);
-      const cut = text.indexOf('priority: 9') + 'priority: 9'.length;
       const done = recorder.next('priority 95', (s) => effectivePriorities(s).slow === 95);
-      const handle = await open(file, 'w');
-      await handle.write(text.slice(0, cut));
-      await sleep(40);
-      await handle.write(text.slice(cut));
-      await handle.close();
+      await writeInTwoParts(file, xdpProgram('slow', 95), 'priority: 9', 40);
       await done;
 
       const seen = recorder.changes.map((snapshot) => effectivePriorities(snapshot).slow);
@@ -343,16 +353,11 @@ describe('ManifestWatcher', () => {
 
     it('waits for a file written slowly into a folder the watch did not cover yet', async () => {
       const { recorder } = await startWatching({ debounceMs: 5 });
-      const text = xdpProgram('fresh', 15);
-      const cut = text.indexOf('priority: 1') + 'priority: 1'.length;
       const done = recorder.next('priority 15', (s) => effectivePriorities(s).fresh === 15);
 
       await mkdir(path.join(dir, 'new-folder'));
-      const handle = await open(path.join(dir, 'new-folder', 'fresh.yaml'), 'w');
-      await handle.write(text.slice(0, cut));
-      await sleep(100);
-      await handle.write(text.slice(cut));
-      await handle.close();
+      const file = path.join(dir, 'new-folder', 'fresh.yaml');
+      await writeInTwoParts(file, xdpProgram('fresh', 15), 'priority: 1', 100);
       await done;
 
       const seen = recorder.changes.map((snapshot) => effectivePriorities(snapshot).fresh);
