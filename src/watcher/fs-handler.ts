@@ -63,8 +63,10 @@ export type RootStatus = { present: true } | { present: false; reason: string };
 export type Activity = 'write' | 'entry';
 
 export interface TreeWatchHandlers {
-  /** Something below the dir, or the dir's own entry in its parent, changed. */
-  /** `file`, for a write: the real path of its folder joined with its name, as `ListedFile`. */
+  /**
+   * Something below the dir, or the dir's own entry in its parent, changed. `file`, for a
+   * write: the real path of its folder joined with its name (`ListedFile.folder` and name).
+   */
   onActivity(activity: Activity, file?: string): void;
   /** An fs error that `absorbFsError` does not expect. */
   onError(error: Error): void;
