@@ -27,6 +27,7 @@ import {
 } from '../kernel/index.js';
 import type { EffectiveDocument } from '../watcher/index.js';
 import { describeSelector, matchesNodeSelector } from './selector.js';
+import { isSettled, statSignature } from '../stat-signature.js';
 import { StrictModesPass } from './strict-modes.js';
 import type { DesiredProgram, KindShort, ObjectRef, ObservedProgram } from './types.js';
 
@@ -68,23 +69,20 @@ export function forgetBytecodeDigests(): void {
 }
 
 /**
- * The SHA-256 of an object file, hashed again whenever its inode, size, mtime or ctime moved
- * (a rewrite in place that restores the mtime still moves the ctime), and also while those
- * times are under 100 ms old: a second write within one tick of the kernel's coarse clock
- * would leave them as they are.
+ * The SHA-256 of an object file, hashed again whenever its stat signature moved (a rewrite in
+ * place that restores the mtime still moves the ctime) or was not settled yet.
  */
 function bytecodeDigest(objectPath: string): string {
   const readAt = Date.now();
   const stat = fs.statSync(objectPath);
   if (!stat.isFile()) throw new Error(`${objectPath} is not a regular file`);
-  const signature = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+  const signature = statSignature(stat);
   const cached = digests.get(objectPath);
   if (cached?.signature === signature) return cached.digest;
 
   const digest =
     'sha256:' + crypto.createHash('sha256').update(fs.readFileSync(objectPath)).digest('hex');
-  const settled = Math.max(stat.mtimeMs, stat.ctimeMs) < readAt - 100;
-  if (settled) digests.set(objectPath, { signature, digest });
+  if (isSettled(stat, readAt)) digests.set(objectPath, { signature, digest });
   else digests.delete(objectPath);
   return digest;
 }

@@ -14,17 +14,10 @@ import {
   withFds,
   type LinkInfo,
 } from '../kernel/index.js';
+import { isSettled, statSignature } from '../stat-signature.js';
 import type { KindShort, ObservedProgram, ObservedState } from './types.js';
 
 const KINDS: KindShort[] = ['xdp', 'tc', 'tracepoint'];
-
-/**
- * A dir whose modification time is at least this far behind the moment it was read may be
- * trusted to look the same while that time stays the same. A dir changed more recently might
- * change again within one tick of the kernel's coarse clock without its time moving (the
- * "racy" case git knows): it is read again next time.
- */
-const SETTLED_MS = 100;
 
 /**
  * What was read from each dir of the pin tree, with the dir's identity and times then. Adding,
@@ -50,12 +43,12 @@ function readThroughDir<T>(dir: string, read: () => T, missing: T): T {
     readByDir.delete(dir);
     return missing;
   }
-  const signature = `${stat.dev}:${stat.ino}:${stat.mtimeMs}:${stat.ctimeMs}`;
+  const signature = statSignature(stat);
   const known = readByDir.get(dir);
   if (known?.signature === signature) return known.value as T;
 
   const value = read();
-  if (Math.max(stat.mtimeMs, stat.ctimeMs) < startedAt - SETTLED_MS) {
+  if (isSettled(stat, startedAt)) {
     readByDir.set(dir, { signature, value });
   } else {
     readByDir.delete(dir);

@@ -25,8 +25,7 @@
  *   parse only of what changed); a look that finds a change is followed by another. When nothing
  *   changes, no timer runs.
  * - A file is parsed again unless its device, inode, size, mtime and ctime are those seen when
- *   it was last parsed, and that mtime was then already SETTLED_MS old: a file changed twice
- *   within one tick of the kernel's coarse clock keeps its times, so recent ones prove nothing.
+ *   it was last parsed and those times were settled then (see `../stat-signature.ts`).
  *   `rescan()` parses every file regardless.
  * - 'change' is emitted when a read finds a view different from the current one (after a burst,
  *   the quick read, the second look, or both), and after `rescan()` when that found a
@@ -63,6 +62,7 @@ import {
 } from './fs-handler.js';
 import { buildFileView, holdFileView, snapshotFingerprint } from './last-known-good.js';
 import { LastKnownGoodStore } from './lkg-store.js';
+import { changedAt, isSettled, statSignature } from '../stat-signature.js';
 import { BurstDebounce, RetryBackoff } from './timers.js';
 import type {
   EffectiveDocument,
@@ -85,8 +85,6 @@ export type {
 const DEFAULT_DEBOUNCE_MS = 5;
 /** Longer than chokidar's longest suppression of a repeated event (100 ms). */
 const SETTLE_MS = 250;
-/** Well above one tick of the kernel's coarse clock (4 ms at HZ=250, 10 ms at HZ=100). */
-const SETTLED_MS = 100;
 /** A burst that never goes quiet is still read after this long. */
 const MAX_BURST_MS = 10_000;
 const DIR_RETRY_INITIAL_MS = 250;
@@ -342,13 +340,13 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
       signatures.set(listed.file, signature);
       return previous;
     }
-    const changedAt = stat && Math.max(stat.mtimeMs, stat.ctimeMs);
-    if (this.#unsettled(listed, changedAt, statedAt)) return 'unsettled';
+    if (this.#unsettled(listed, stat && changedAt(stat), statedAt)) return 'unsettled';
 
     const { parsed, unexpected } = await readManifestFile(listed, this.#parse);
     if (unexpected) this.#reportError(unexpected);
-    const settled = changedAt !== undefined && changedAt < statedAt - SETTLED_MS;
-    if (signature && settled && !parsed.fileError) signatures.set(listed.file, signature);
+    if (signature && isSettled(stat, statedAt) && !parsed.fileError) {
+      signatures.set(listed.file, signature);
+    }
 
     // First read since start: the last good copy is the one kept on disk, if any.
     return buildFileView(parsed, previous ?? this.#kept?.load(listed.file));
@@ -487,10 +485,6 @@ async function statIfPresent(file: string): Promise<Stats | undefined> {
   } catch {
     return undefined;
   }
-}
-
-function statSignature(stats: Stats): string {
-  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
 }
 
 function asError(error: unknown): Error {
