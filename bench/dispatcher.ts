@@ -17,7 +17,6 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import {
   BPF_PROG_TYPE_SCHED_CLS,
@@ -31,9 +30,8 @@ import {
   testRun,
   withFds,
 } from '../src/kernel/index.js';
+import { OBJECTS, positiveIntegerFromEnv } from '../test/helpers/env.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const OBJECTS = path.join(REPO, 'dist/bpf');
 const CHAIN_LENGTHS = [1, 2, 5, 10, 32];
 const MAX_CHAIN_LENGTH = 32;
 const REPEAT = positiveIntegerFromEnv('BENCH_REPEAT', 2_000_000);
@@ -41,14 +39,6 @@ const ROUNDS = positiveIntegerFromEnv('BENCH_ROUNDS', 5);
 /** The issue's figures for a plain tail-call chain, in ns. */
 const TARGET_FIRST_NS = 15;
 const TARGET_FURTHER_NS = [20, 25];
-
-function positiveIntegerFromEnv(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`${name} must be a positive integer, not "${process.env[name]}"`);
-  }
-  return value;
-}
 
 interface HookSetup {
   name: 'xdp' | 'tc';

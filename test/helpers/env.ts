@@ -26,6 +26,15 @@ function uniqueName(prefix: string): string {
   return `${prefix}${process.pid % 100000}x${sequence}`;
 }
 
+/** An integer setting from the environment; `fallback` when unset, an error when not positive. */
+export function positiveIntegerFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`${name} must be a positive integer, not "${process.env[name]}"`);
+  }
+  return value;
+}
+
 export async function sh(command: string, args: string[]): Promise<string> {
   const { stdout } = await run(command, args, { maxBuffer: 16 * 1024 * 1024 });
   return stdout;
@@ -64,6 +73,11 @@ export class VethPair {
     await sh('ip', ['-n', this.nsA, 'link', 'set', this.ifA, 'up']);
     await sh('ip', ['-n', this.nsB, 'link', 'set', this.ifB, 'up']);
     return this;
+  }
+
+  /** Adds a second veth pair, `name` and `peer`, both inside namespace A (removed with it). */
+  async addPairInA(name: string, peer: string): Promise<void> {
+    await sh('ip', ['-n', this.nsA, 'link', 'add', name, 'type', 'veth', 'peer', 'name', peer]);
   }
 
   /** Pings A from B; resolves with the number of replies. */

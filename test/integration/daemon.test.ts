@@ -321,35 +321,13 @@ describe('bpfd run (daemon, real kernel)', function () {
       });
       expect(waiting.message).to.include('bgtlate0');
 
-      await sh('ip', [
-        '-n',
-        veth.nsA,
-        'link',
-        'add',
-        'bgtlate0',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'bgtlate1',
-      ]);
+      await veth.addPairInA('bgtlate0', 'bgtlate1');
       await sh('ip', ['-n', veth.nsA, 'link', 'set', 'bgtlate0', 'up']);
       await loaded('xdp.yaml', 'later');
     });
 
     it('keeps the program loaded while its interface is gone and re-attaches it when it is back', async () => {
-      await sh('ip', [
-        '-n',
-        veth.nsA,
-        'link',
-        'add',
-        'bgtflap0',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'bgtflap1',
-      ]);
+      await veth.addPairInA('bgtflap0', 'bgtflap1');
       start();
       workspace.writeManifest('xdp.yaml', [counter('flapping', 'bgtflap0')]);
       await loaded('xdp.yaml', 'flapping');
@@ -368,18 +346,7 @@ describe('bpfd run (daemon, real kernel)', function () {
       expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
       expect(workspace.pins().some((p) => p.includes('/dispatchers/'))).to.equal(false);
 
-      await sh('ip', [
-        '-n',
-        veth.nsA,
-        'link',
-        'add',
-        'bgtflap0',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'bgtflap1',
-      ]);
+      await veth.addPairInA('bgtflap0', 'bgtflap1');
       await loaded('xdp.yaml', 'flapping');
       expect(workspace.programIdOf('xdp.yaml', 'flapping')).to.equal(id);
     });

@@ -26,6 +26,7 @@ import {
   Daemon,
   eventually,
   OBJECTS,
+  positiveIntegerFromEnv,
   programIds,
   readU64,
   sh,
@@ -59,14 +60,6 @@ const KERNEL_API_REORDERS = positiveIntegerFromEnv('BPFD_REORDERS', 1000);
 const DAEMON_REORDERS = positiveIntegerFromEnv('BPFD_DAEMON_REORDERS', 20);
 const TC_REORDERS = Math.ceil(KERNEL_API_REORDERS / 5);
 const COUNTER_SETTLE_MS = 5_000;
-
-function positiveIntegerFromEnv(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`${name} must be a positive integer, not "${process.env[name]}"`);
-  }
-  return value;
-}
 
 /** A hook as the kernel runs it, with the `hits` pins of its programs in the order asked for. */
 interface HookView {

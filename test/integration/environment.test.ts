@@ -188,7 +188,7 @@ describe('environment faults (real kernel)', function () {
 
     it('reports a renamed interface as awaited under its manifest name and attaches when the name is back', async () => {
       const ip = (...args: string[]) => sh('ip', ['-n', veth.nsA, ...args]);
-      await ip('link', 'add', 'rnx0', 'type', 'veth', 'peer', 'name', 'rnx1');
+      await veth.addPairInA('rnx0', 'rnx1');
       await ip('link', 'set', 'rnx0', 'up');
       workspace.writeManifest('follower.yaml', [xdpCounter('follower', 'rnx0')]);
       workspace.writeManifest('bystander.yaml', [xdpCounter('bystander', veth.ifA)]);
