@@ -238,7 +238,11 @@ export class ManifestWatcher extends EventEmitter<ManifestWatcherEvents> {
           realDirs: undefined,
           unsettled: 0,
         };
-    if (read.unsettled > 0) this.#settle.trigger();
+    if (read.unsettled > 0) {
+      const fields = { dir: this.#dir, files: read.unsettled };
+      this.#logger.debug(fields, 'files being written keep their last text until quiet');
+      this.#settle.trigger();
+    }
     const next = read.snapshot;
     if (this.#holdRemoval(next)) {
       this.#settle.trigger();
